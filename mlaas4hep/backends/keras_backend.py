@@ -1,0 +1,111 @@
+"""Keras 3 (TensorFlow) models: training on chunks or on a stream of chunks."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserError
+
+Batches = Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]
+
+
+def import_keras() -> Any:
+    """Import Keras with TensorFlow logging quiet, or say how to install it."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import keras
+    except ImportError:
+        raise UserError("Keras models need TensorFlow: pip install 'tensorflow-cpu>=2.16' "
+                        "keras") from None
+    return keras
+
+
+def is_keras_model(obj: Any) -> bool:
+    """True if ``obj`` is a Keras model (without importing Keras if not loaded)."""
+    return type(obj).__module__.startswith("keras") or any(
+        c.__module__.startswith("keras") for c in type(obj).__mro__)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and TensorFlow and make TensorFlow ops deterministic."""
+    keras = import_keras()
+    keras.utils.set_random_seed(seed)
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+
+
+class KerasModel:
+    """Adapter giving every front the same train / predict / save calls."""
+
+    name = "keras"
+
+    def __init__(self, model: Any, *, where: str):
+        keras = import_keras()
+        if not getattr(model, "compiled", False) or model.optimizer is None:
+            raise UserError(f"{where}: the Keras model is not compiled; call "
+                            "model.compile(optimizer=..., loss=..., metrics=[...]) in model()")
+        self.model = model
+        self._ensure_metrics(keras)
+
+    def _ensure_metrics(self, keras: Any) -> None:
+        config = self.model.get_compile_config() or {}
+        metrics = [keras.metrics.get(m) for m in (config.get("metrics") or [])]
+        names = {getattr(m, "name", m) for m in metrics}
+        if "auc" not in names:
+            metrics.append(keras.metrics.AUC(name="auc"))
+        if not names & {"accuracy", "acc", "binary_accuracy"}:
+            metrics.append("accuracy")
+        self.model.compile(optimizer=self.model.optimizer, loss=self.model.loss,
+                           metrics=metrics)
+
+    def fit_arrays(self, X: np.ndarray, y: np.ndarray, validation: tuple | None, *,
+                   epochs: int, batch_size: int, on_epoch: Callable[[dict], None]) -> None:
+        """Train ``epochs`` epochs on arrays (one chunk), reporting each epoch."""
+        self.model.fit(X, y.astype(np.float32), validation_data=validation, epochs=epochs,
+                       batch_size=batch_size, shuffle=True, verbose=0,
+                       callbacks=[_epoch_callback(on_epoch)])
+
+    def fit_stream(self, train: Batches, validation: Batches | None, n_features: int, *,
+                   epochs: int, on_epoch: Callable[[dict], None]) -> None:
+        """Train ``epochs`` passes over batches produced anew for each epoch."""
+        import tensorflow as tf
+
+        signature = (tf.TensorSpec((None, n_features), tf.float32),
+                     tf.TensorSpec((None,), tf.float32))
+
+        def dataset(make: Batches) -> Any:
+            return tf.data.Dataset.from_generator(make, output_signature=signature).prefetch(2)
+
+        self.model.fit(dataset(train), epochs=epochs, verbose=0,
+                       validation_data=dataset(validation) if validation else None,
+                       callbacks=[_epoch_callback(on_epoch)])
+
+    def predict(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """Signal scores in [0, 1] (one per event)."""
+        if len(X) == 0:
+            return np.zeros(0, dtype=np.float32)
+        return np.asarray(self.model.predict(X, batch_size=batch_size, verbose=0)).reshape(-1)
+
+    def save(self, path: Path) -> Path:
+        """Save in Keras's native format (``.keras`` appended if missing)."""
+        if path.suffix not in (".keras", ".h5"):
+            path = path.with_name(path.name + ".keras")
+        self.model.save(path)
+        return path
+
+
+def _epoch_callback(on_epoch: Callable[[dict], None]) -> Any:
+    """A Keras callback forwarding the epoch number and its logs (loss, auc, val_*...)."""
+    keras = import_keras()
+
+    class EpochCallback(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            on_epoch({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
+
+    return EpochCallback()

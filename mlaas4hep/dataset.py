@@ -1,0 +1,202 @@
+"""Files + params + preproc -> specs and training-ready chunks.
+
+This is the data pipeline every front uses (``workflow.py``, ``mlaas4hep
+prepare``, the wizard, the services)::
+
+    with Dataset.open(pairs, params, preproc) as data:
+        specs = data.specs()
+        for chunk in data.chunks(specs):
+            chunk.X, chunk.mask, chunk.y, chunk.split
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import Params, Preproc
+from .errors import UserError, short_list
+from .flatten import Normaliser, feature_names, to_matrix
+from .progress import progress
+from .selection import Selection, select_branches
+from .sources import RootInput, open_input
+from .specs import SPECS_VERSION, Specs, compute_specs, specs_hash
+from .split import SPLIT_NAMES
+from .stream import ChunkPlan, EventStream, RawChunk
+
+log = logging.getLogger("mlaas4hep")
+
+
+@dataclass
+class Chunk:
+    """Training-ready events of one chunk."""
+
+    X: np.ndarray
+    """float32 (events x features), normalised, 0 where masked."""
+    mask: np.ndarray
+    """uint8, same shape as X: 1 = real value, 0 = padding or non-finite."""
+    y: np.ndarray
+    """Integer label per event."""
+    split: np.ndarray
+    """0 train, 1 validation, 2 test."""
+
+    def part(self, code: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(X, mask, y) of one split."""
+        rows = self.split == code
+        return self.X[rows], self.mask[rows], self.y[rows]
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the arrays."""
+        return self.X.nbytes + self.mask.nbytes + self.y.nbytes + self.split.nbytes
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+class Dataset:
+    """Opened inputs with their branch selection and chunk plan."""
+
+    def __init__(self, inputs: list[RootInput], selection: Selection, params: Params,
+                 preproc: Preproc):
+        self.inputs = inputs
+        self.selection = selection
+        self.params = params
+        self.preproc = preproc
+        self.plan = ChunkPlan.make([s.entries for s in inputs], params.nevts, params.chunk_size)
+        threads = params.threads or os.cpu_count() or 1
+        self._executor = ThreadPoolExecutor(threads) if threads > 1 else None
+        self.stream = EventStream(inputs, selection, preproc, params, self.plan, self._executor)
+        self._cache: list[Chunk] | None = None
+
+    @classmethod
+    def open(cls, pairs: list[tuple[str, int]], params: Params, preproc: Preproc) -> Dataset:
+        """Open every (file, label) pair and check the branches against the first file."""
+        inputs: list[RootInput] = []
+        try:
+            for name, label in pairs:
+                inputs.append(open_input(name, params.branch, label,
+                                         redirector=params.redirector))
+            selection = select_branches(inputs[0].tree, params, preproc, path=inputs[0].path)
+            for other in inputs[1:]:
+                missing = [b for b in selection.read if b not in other.tree.keys()]
+                if missing:
+                    raise UserError(f"{other.path}: branch(es) {short_list(missing)} needed "
+                                    f"(found in {inputs[0].path}) are missing in this file")
+            if sum(s.entries for s in inputs) == 0:
+                raise UserError("the input files hold no events: "
+                                + ", ".join(s.path for s in inputs))
+        except BaseException:
+            for opened in inputs:
+                opened.close()
+            raise
+        return cls(inputs, selection, params, preproc)
+
+    def __enter__(self) -> Dataset:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the files and the decompression threads."""
+        for source in self.inputs:
+            source.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+
+    def specs_material(self) -> dict[str, Any]:
+        """Everything the specs depend on (hashed into the specs file)."""
+        p = self.params
+        return {
+            "version": SPECS_VERSION, "tree": p.branch, "inputs": self.selection.inputs,
+            "files": [{"uuid": s.uuid, "bytes": int(s.file.file.fEND), "entries": s.entries,
+                       "read": n, "label": s.label}
+                      for s, n in zip(self.inputs, self.plan.per_file)],
+            "preproc": self.preproc.source, "seed": p.seed,
+            "validation_fraction": p.validation_fraction, "test_fraction": p.test_fraction,
+        }
+
+    def specs(self, reuse: str | Path | None = None) -> Specs:
+        """Load specs from ``reuse`` when computed for these inputs, else run the specs pass."""
+        digest = specs_hash(self.specs_material())
+        if reuse is not None and Path(reuse).exists():
+            cached = Specs.load(reuse)
+            if cached.hash == digest:
+                log.info("load specs from %s", reuse)
+                return cached
+            log.warning("%s was computed for different inputs (files, branches, cuts, nevts or "
+                        "split); computing the specs again", reuse)
+        files = [{"path": s.path, "label": s.label, "entries": s.entries} for s in self.inputs]
+        chunks = progress(self.stream, total=self.plan.total, desc="specs pass",
+                          enabled=self.params.verbose == 0,
+                          weight=lambda c: sum(c.read_per_file.values()))
+        specs = compute_specs(chunks, self.selection.inputs, files, tree=self.params.branch,
+                              hash=digest, skipped=self.selection.skipped)
+        self._check_events(specs)
+        return specs
+
+    def _check_events(self, specs: Specs) -> None:
+        if specs.events == 0:
+            counts = ", ".join(f"{f['path']}: {f['read']} read" for f in specs.files)
+            raise UserError(f"the cuts in preproc.json leave zero events ({counts}); "
+                            "loosen the cuts or check their thresholds")
+        for label in sorted({f["label"] for f in specs.files}):
+            for split in ("train", "test"):
+                n = sum(f[split] for f in specs.files if f["label"] == label)
+                if n == 0:
+                    raise UserError(f"no events with label {label} in the {split} split after "
+                                    "cuts; use more events (nevts) or looser cuts")
+
+    def feature_names(self, specs: Specs) -> list[str]:
+        """Names of the input matrix columns."""
+        return feature_names(specs.inputs, specs.widths)
+
+    def prepare(self, raw: RawChunk, specs: Specs) -> Chunk:
+        """Flatten, normalise and (if asked) shuffle one chunk."""
+        normalise = Normaliser(self.params.normalisation, specs.stats())
+        X, mask = to_matrix(raw.columns, specs.inputs, specs.widths, normalise)
+        chunk = Chunk(X, mask, raw.labels, raw.split)
+        if self.params.shuffle:
+            order = np.random.default_rng([self.params.seed, raw.index]).permutation(len(chunk))
+            chunk = Chunk(X[order], mask[order], raw.labels[order], raw.split[order])
+        return chunk
+
+    def chunks(self, specs: Specs, *, desc: str = "reading") -> Iterator[Chunk]:
+        """Training-ready chunks; kept in memory up to ``cache_mb`` for later passes."""
+        if self._cache is not None:
+            yield from self._cache
+            return
+        budget = self.params.cache_mb * 2**20
+        cache: list[Chunk] | None = [] if budget > 0 else None
+        held = 0
+        for raw in progress(self.stream, total=self.plan.total, desc=desc,
+                            enabled=self.params.verbose == 0,
+                            weight=lambda c: sum(c.read_per_file.values())):
+            chunk = self.prepare(raw, specs)
+            if cache is not None:
+                held += chunk.nbytes
+                if held <= budget:
+                    cache.append(chunk)
+                else:
+                    cache = None
+            yield chunk
+        if cache is not None:
+            self._cache = cache
+
+    def split_counts(self, specs: Specs) -> dict[str, dict[str, int]]:
+        """Events per split and label, from the specs."""
+        out: dict[str, dict[str, int]] = {s: {} for s in SPLIT_NAMES}
+        for f in specs.files:
+            for s in SPLIT_NAMES:
+                key = str(f["label"])
+                out[s][key] = out[s].get(key, 0) + f[s]
+        return out
+

@@ -1,0 +1,21 @@
+"""Classifier metrics computed with numpy on predicted scores."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import roc_auc_score, roc_curve
+
+
+def binary_metrics(y: np.ndarray, score: np.ndarray) -> dict[str, float]:
+    """Loss (binary cross-entropy), accuracy at 0.5 and ROC AUC."""
+    p = np.clip(score.astype(np.float64), 1e-7, 1 - 1e-7)
+    loss = float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    accuracy = float(np.mean((score >= 0.5) == (y == 1)))
+    auc = float(roc_auc_score(y, score)) if len(np.unique(y)) == 2 else float("nan")
+    return {"loss": loss, "accuracy": accuracy, "auc": auc}
+
+
+def roc_points(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """False- and true-positive rates of the ROC curve."""
+    fpr, tpr, _ = roc_curve(y, score)
+    return fpr, tpr

@@ -1,0 +1,107 @@
+"""Figures of a run, written as PNG and PDF: training curves, ROC, scores, inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .metrics import roc_points  # noqa: E402
+
+CURVES = {"loss": "Loss", "accuracy": "Accuracy", "auc": "AUC"}
+
+
+def _save(fig: Any, path: Path, suffixes: tuple[str, ...] = (".png", ".pdf")) -> list[Path]:
+    fig.tight_layout()
+    written = []
+    for suffix in suffixes:
+        fig.savefig(path.with_suffix(suffix), dpi=110)
+        written.append(path.with_suffix(suffix))
+    plt.close(fig)
+    return written
+
+
+def plot_history(history: list[dict[str, Any]], folder: Path) -> list[Path]:
+    """loss / accuracy / auc per epoch, training and validation (as the seed's figures)."""
+    written: list[Path] = []
+    chunked = any("chunk" in h for h in history)
+    steps = np.arange(1, len(history) + 1)
+    for key, title in CURVES.items():
+        if not any(key in h for h in history):
+            continue
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for prefix, label in (("", "training"), ("val_", "validation")):
+            values = [h.get(prefix + key, np.nan) for h in history]
+            if not np.all(np.isnan(values)):
+                ax.plot(steps, values, marker="o", ms=3, label=label)
+        if chunked:
+            starts = [h["step"] + 1 for h in history if h["epoch"] == 0][1:]
+            for x in starts:
+                ax.axvline(x - 0.5, color="grey", lw=0.5, ls=":")
+        ax.set_xlabel("epoch (dotted lines: next chunk)" if chunked else "epoch")
+        ax.set_ylabel(title)
+        ax.set_title(f"{title} per epoch")
+        ax.legend()
+        ax.grid(alpha=0.3)
+        written += _save(fig, folder / key)
+    return written
+
+
+def plot_roc(y: np.ndarray, score: np.ndarray, auc: float, folder: Path) -> list[Path]:
+    """ROC curve of the test split with its AUC."""
+    fpr, tpr = roc_points(y, score)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot(fpr, tpr, label=f"test AUC = {auc:.4f}")
+    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=0.8, label="random")
+    ax.set_xlabel("false positive rate (background efficiency)")
+    ax.set_ylabel("true positive rate (signal efficiency)")
+    ax.set_title("ROC curve (test split)")
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    return _save(fig, folder / "roc")
+
+
+def plot_scores(y: np.ndarray, score: np.ndarray, folder: Path) -> list[Path]:
+    """Classifier score distributions for signal and background (test split)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    bins = np.linspace(0, 1, 41)
+    for label, name in ((1, "signal"), (0, "background")):
+        ax.hist(score[y == label], bins=bins, histtype="step", density=True, lw=1.5,
+                label=f"{name} ({int((y == label).sum())} events)")
+    ax.set_xlabel("classifier score")
+    ax.set_ylabel("normalised events")
+    ax.set_title("Score distributions (test split)")
+    ax.legend()
+    return _save(fig, folder / "scores")
+
+
+def plot_input_histograms(histograms: dict[str, dict[str, Any]], folder: Path) -> list[Path]:
+    """One figure per input: signal vs background, before and after normalisation.
+
+    ``histograms[name]`` holds ``edges`` (normalised), ``raw_edges`` and
+    ``counts`` per label, as made by :class:`mlaas4hep.reports.InputHistograms`.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for name, h in histograms.items():
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+        for ax, edges, when in ((axes[0], h["raw_edges"], "before"),
+                                (axes[1], h["edges"], "after")):
+            for label, counts in sorted(h["counts"].items(), reverse=True):
+                total = counts.sum()
+                ax.stairs(counts / total if total else counts, edges,
+                          label=f"label {label}")
+            ax.set_title(f"{name}: {when} normalisation")
+            ax.set_ylabel("fraction of values")
+            ax.legend()
+        written += _save(fig, folder / _safe(name), (".png",))
+    return written
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)

@@ -1,0 +1,62 @@
+"""New branches and cuts, applied to one chunk of events at a time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import awkward as ak
+import numpy as np
+
+from .config import Cut, Preproc
+from .errors import UserError
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, ak.Array):
+        return value.ndim
+    return np.ndim(value)
+
+
+def add_new_branches(columns: dict[str, Any], preproc: Preproc) -> None:
+    """Evaluate each new branch in order and add it to ``columns``."""
+    n = len(next(iter(columns.values()))) if columns else 0
+    for branch in preproc.new_branches:
+        with np.errstate(all="ignore"):  # log(0) etc. give inf/nan, masked later
+            value = branch.expression.evaluate(columns)
+        depth = _depth(value)
+        if depth == 0:
+            value = np.full(n, value, dtype=np.float64)
+            depth = 1
+        expected = 1 if branch.kind == "flat" else 2
+        if depth != expected:
+            got = "flat (one value per event)" if depth == 1 else "jagged (a list per event)"
+            raise UserError(f"{branch.where}: declared type '{branch.kind}' but "
+                            f"'{branch.expression.text}' is {got}; set \"type\" accordingly")
+        columns[branch.name] = value
+
+
+def _cut_mask(cut: Cut, columns: dict[str, Any]) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        passed = cut.expression.evaluate(columns)
+    depth = _depth(passed)
+    if depth == 2:
+        if cut.reduce is None:
+            raise UserError(f"{cut.where}: '{cut.expression.text}' is jagged; say which events "
+                            f"pass: [\"{cut.expression.text}\", \"any\"] or [..., \"all\"]")
+        passed = ak.any(passed, axis=1) if cut.reduce == "any" else ak.all(passed, axis=1)
+    elif cut.reduce is not None and depth == 1:
+        raise UserError(f"{cut.where}: '{cut.expression.text}' is flat (one value per event); "
+                        f"'{cut.reduce}' only applies to jagged cuts: give the expression alone")
+    mask = np.asarray(ak.to_numpy(passed) if isinstance(passed, ak.Array) else passed)
+    if mask.dtype != np.bool_:
+        raise UserError(f"{cut.where}: '{cut.expression.text}' is not a condition "
+                        "(use a comparison such as x > 0)")
+    return mask
+
+
+def event_mask(columns: dict[str, Any], preproc: Preproc, n_events: int) -> np.ndarray:
+    """Boolean mask of the events passing every cut (all True without cuts)."""
+    mask = np.ones(n_events, dtype=bool)
+    for cut in preproc.cuts:
+        mask &= _cut_mask(cut, columns)
+    return mask

@@ -1,0 +1,133 @@
+"""Opening ROOT inputs: local paths, ``root://`` (with a redirector) and ``https://``.
+
+Every failure to open or read becomes one :class:`~mlaas4hep.errors.UserError`
+naming the file: missing file, not a ROOT file, a truncated or corrupt file,
+a tree that is not there (with the trees that are).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uproot
+
+from .errors import UserError, did_you_mean, short_list
+
+REMOTE_SCHEMES = ("root://", "https://", "http://")
+TREE_CLASSES = ("TTree", "ROOT::Experimental::RNTuple", "ROOT::RNTuple")
+
+
+def resolve_path(name: str, redirector: str = "") -> str:
+    """Return the URL or path to open; ``/store/...`` gets the redirector prepended."""
+    if name.startswith("/store/") and redirector:
+        return redirector.rstrip("/") + "/" + name
+    if name.startswith("/store/") and not os.path.exists(name):
+        raise UserError(f"{name}: a /store/ path needs 'redirector' in params.json "
+                        "(e.g. root://xrootd.ba.infn.it)")
+    return name
+
+
+def is_remote(path: str) -> bool:
+    """True for root://, https:// and http:// URLs."""
+    return path.startswith(REMOTE_SCHEMES)
+
+
+@dataclass
+class RootInput:
+    """An opened ROOT file and the tree (or RNTuple) to read from it."""
+
+    path: str
+    file: Any
+    tree: Any
+    label: int
+
+    @property
+    def entries(self) -> int:
+        """Number of entries in the tree."""
+        return int(self.tree.num_entries)
+
+    @property
+    def uuid(self) -> str:
+        """The ROOT file's UUID, which identifies its content."""
+        return str(self.file.file.uuid)
+
+    def arrays(self, branches: list[str], start: int, stop: int,
+               executor: Executor | None = None) -> Any:
+        """Read ``branches`` for entries [start, stop) as an awkward record array."""
+        try:
+            if executor is None:
+                return self.tree.arrays(branches, entry_start=start, entry_stop=stop)
+            return self.tree.arrays(branches, entry_start=start, entry_stop=stop,
+                                    decompression_executor=executor,
+                                    interpretation_executor=executor)
+        except UserError:
+            raise
+        except Exception as exc:  # uproot raises many types for corrupt baskets
+            raise UserError(f"{self.path}: cannot read entries {start}-{stop}: "
+                            f"{type(exc).__name__}: {exc}. The file may be truncated or "
+                            "corrupt") from None
+
+    def close(self) -> None:
+        """Close the file."""
+        self.file.close()
+
+
+def list_trees(file: Any) -> list[str]:
+    """Paths of the TTrees and RNTuples in an open file."""
+    classes = file.classnames(recursive=True, cycle=False)
+    return sorted(name for name, cls in classes.items() if cls in TREE_CLASSES)
+
+
+def open_input(name: str, tree: str, label: int = 0, *, redirector: str = "") -> RootInput:
+    """Open ``name`` and its ``tree``, with clear errors for every failure."""
+    path = resolve_path(name, redirector)
+    if not is_remote(path):
+        local = Path(path)
+        if not local.exists():
+            raise UserError(f"{path}: file not found")
+        if not local.is_file() or not os.access(local, os.R_OK):
+            raise UserError(f"{path}: not a readable file")
+    try:
+        file = uproot.open(path, timeout=60)
+    except UserError:
+        raise
+    except Exception as exc:
+        raise UserError(_open_error(path, exc)) from None
+    trees = _safe_list_trees(file, path)
+    if tree not in trees:
+        file.close()
+        hint = did_you_mean(tree, trees)
+        there = short_list(trees) if trees else "none"
+        raise UserError(f"{path}: tree '{tree}' not found{hint}; trees in this file: {there}")
+    try:
+        obj = file[tree]
+    except Exception as exc:
+        file.close()
+        raise UserError(f"{path}: cannot read tree '{tree}': {type(exc).__name__}: {exc}. "
+                        "The file may be truncated or corrupt") from None
+    return RootInput(path=path, file=file, tree=obj, label=label)
+
+
+def _safe_list_trees(file: Any, path: str) -> list[str]:
+    try:
+        return list_trees(file)
+    except Exception as exc:
+        file.close()
+        raise UserError(f"{path}: cannot list the file's contents: {type(exc).__name__}: "
+                        f"{exc}. The file may be truncated or corrupt") from None
+
+
+def _open_error(path: str, exc: Exception) -> str:
+    text = str(exc)
+    if "not a ROOT file" in text:
+        return f"{path}: not a ROOT file (it does not start with the ROOT magic bytes)"
+    if isinstance(exc, (PermissionError,)) or "permission" in text.lower():
+        return f"{path}: permission denied: {text}"
+    if is_remote(path):
+        return f"{path}: cannot open remote file: {type(exc).__name__}: {text}"
+    return (f"{path}: cannot open as a ROOT file: {type(exc).__name__}: {text}. "
+            "The file may be truncated or corrupt")

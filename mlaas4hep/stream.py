@@ -1,0 +1,144 @@
+"""Reading events in chunks mixed across files, with new branches and cuts applied.
+
+A chunk takes the same share of every file (so every chunk holds every
+label in the proportions of the whole sample), reads only the branches
+needed, computes new branches, applies the cuts and attaches labels and
+the train/validation/test assignment.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+import awkward as ak
+import numpy as np
+
+from .config import Params, Preproc
+from .preprocess import add_new_branches, event_mask
+from .selection import Selection
+from .sources import RootInput
+from .split import split_codes
+
+log = logging.getLogger("mlaas4hep")
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """How many entries of each file are read, and in how many chunks."""
+
+    per_file: tuple[int, ...]
+    n_chunks: int
+
+    @classmethod
+    def make(cls, entries: list[int], nevts: int, chunk_size: int) -> ChunkPlan:
+        """Share ``nevts`` (-1 = all) across files in proportion to their entries."""
+        total = sum(entries)
+        wanted = total if nevts < 0 else min(nevts, total)
+        if wanted == total or total == 0:
+            per_file = list(entries)
+        else:
+            exact = np.array(entries, dtype=np.float64) * wanted / total
+            per_file = np.floor(exact).astype(int)
+            order = np.argsort(-(exact - per_file), kind="stable")
+            per_file[order[: wanted - int(per_file.sum())]] += 1
+            per_file = [int(n) for n in per_file]
+        return cls(tuple(per_file), max(1, -(-sum(per_file) // chunk_size)))
+
+    @property
+    def total(self) -> int:
+        """Entries read over all files."""
+        return sum(self.per_file)
+
+    def ranges(self, k: int) -> list[tuple[int, int, int]]:
+        """(file index, start, stop) of chunk ``k`` for every file."""
+        return [(i, n * k // self.n_chunks, n * (k + 1) // self.n_chunks)
+                for i, n in enumerate(self.per_file)]
+
+
+@dataclass
+class RawChunk:
+    """Events of one chunk that passed the cuts, before flattening."""
+
+    index: int
+    columns: dict[str, Any]
+    labels: np.ndarray
+    split: np.ndarray
+    file_index: np.ndarray
+    read_per_file: dict[int, int]
+    """Entries read from each file (before cuts)."""
+
+
+def _columns(arrays: ak.Array, names: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in names:
+        column = arrays[name]
+        out[name] = ak.to_numpy(column) if column.ndim == 1 else column
+    return out
+
+
+def _concat(parts: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    if len(parts) == 1:
+        return parts[0]
+    out = {}
+    for name in names:
+        values = [p[name] for p in parts]
+        out[name] = (np.concatenate(values) if isinstance(values[0], np.ndarray)
+                     else ak.concatenate(values))
+    return out
+
+
+class EventStream:
+    """Iterates :class:`RawChunk` objects over all input files."""
+
+    def __init__(self, inputs: list[RootInput], selection: Selection, preproc: Preproc,
+                 params: Params, plan: ChunkPlan, executor: Executor | None = None):
+        self.inputs = inputs
+        self.selection = selection
+        self.preproc = preproc
+        self.params = params
+        self.plan = plan
+        self.executor = executor
+
+    def _read(self, file_index: int, start: int, stop: int) -> dict[str, Any]:
+        source = self.inputs[file_index]
+        names = self.selection.read
+        t0 = time.perf_counter()
+        arrays = source.arrays(names, start, stop, self.executor)
+        columns = _columns(arrays, names)
+        if self.params.verbose >= 1:
+            seconds = max(time.perf_counter() - t0, 1e-9)
+            mb = arrays.nbytes / 2**20
+            log.info("# %d entries, %d branches, %.2f MB, %.3f sec, %.1f MB/sec, %.1f kHz  "
+                     "%s [%d:%d]", stop - start, len(names), mb, seconds, mb / seconds,
+                     (stop - start) / seconds / 1e3, source.path, start, stop)
+        return columns
+
+    def chunk(self, k: int) -> RawChunk:
+        """Read, extend and cut chunk ``k``."""
+        parts, labels, splits, files, read = [], [], [], [], {}
+        for i, start, stop in self.plan.ranges(k):
+            if stop <= start:
+                continue
+            read[i] = stop - start
+            parts.append(self._read(i, start, stop))
+            labels.append(np.full(stop - start, self.inputs[i].label, dtype=np.int64))
+            splits.append(split_codes(self.params.seed, i, start, stop,
+                                      self.params.validation_fraction,
+                                      self.params.test_fraction))
+            files.append(np.full(stop - start, i, dtype=np.int32))
+        columns = _concat(parts, self.selection.read)
+        add_new_branches(columns, self.preproc)
+        keep = event_mask(columns, self.preproc, sum(read.values()))
+        if not keep.all():
+            columns = {name: value[keep] for name, value in columns.items()}
+        return RawChunk(k, columns, np.concatenate(labels)[keep], np.concatenate(splits)[keep],
+                        np.concatenate(files)[keep], read)
+
+    def __iter__(self) -> Iterator[RawChunk]:
+        for k in range(self.plan.n_chunks):
+            yield self.chunk(k)

@@ -1,0 +1,83 @@
+"""The two training procedures and the final pass over the test split."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from .config import Params
+from .dataset import Chunk, Dataset
+from .split import TEST, TRAIN, VALIDATION
+from .specs import Specs
+
+log = logging.getLogger("mlaas4hep")
+
+EpochHook = Callable[[dict[str, Any]], None]
+
+
+def _log_epoch(record: dict[str, Any]) -> None:
+    where = f"chunk {record['chunk'] + 1} " if "chunk" in record else ""
+    values = "  ".join(f"{k} {v:.4f}" for k, v in record.items()
+                       if k not in ("epoch", "chunk", "step"))
+    log.info("%sepoch %d: %s", where, record["epoch"] + 1, values)
+
+
+def train(adapter: Any, data: Dataset, specs: Specs, params: Params,
+          on_epoch: EpochHook | None = None) -> list[dict[str, Any]]:
+    """Train with ``params.training``; return one record per epoch (per chunk in 'chunk')."""
+    history: list[dict[str, Any]] = []
+
+    def record(logs: dict[str, Any], **where: int) -> None:
+        entry = {**where, "step": len(history), **logs}  # logs holds "epoch"
+        history.append(entry)
+        _log_epoch(entry)
+        if on_epoch is not None:
+            on_epoch(entry)
+
+    if params.training == "chunk":
+        for k, chunk in enumerate(data.chunks(specs, desc="training")):
+            X, _, y = chunk.part(TRAIN)
+            if len(y) == 0:
+                continue
+            Xv, _, yv = chunk.part(VALIDATION)
+            adapter.fit_arrays(X, y, (Xv, yv.astype(np.float32)) if len(yv) else None,
+                               epochs=params.epochs, batch_size=params.batch_size,
+                               on_epoch=lambda logs, k=k: record(logs, chunk=k))
+    else:
+        adapter.fit_stream(
+            lambda: _batches(data, specs, params, TRAIN, shuffle_pass=len(history)),
+            (lambda: _batches(data, specs, params, VALIDATION, shuffle_pass=None))
+            if params.validation_fraction > 0 else None,
+            specs.n_features, epochs=params.epochs,
+            on_epoch=record)
+    return history
+
+
+def _batches(data: Dataset, specs: Specs, params: Params, split: int,
+             shuffle_pass: int | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Mini-batches of one split over all chunks; reshuffled per pass when asked."""
+    for chunk in data.chunks(specs, desc="training" if split == TRAIN else "validation"):
+        X, _, y = chunk.part(split)
+        order = np.arange(len(y))
+        if shuffle_pass is not None and params.shuffle:
+            order = np.random.default_rng([params.seed, shuffle_pass, len(y)]).permutation(len(y))
+        for i in range(0, len(y), params.batch_size):
+            rows = order[i:i + params.batch_size]
+            yield X[rows], y[rows].astype(np.float32)
+
+
+def predict_split(adapter: Any, data: Dataset, specs: Specs, split: int = TEST,
+                  each_chunk: Callable[[Chunk], None] | None = None,
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and scores of every event of ``split`` (a pass over all chunks)."""
+    labels, scores = [], []
+    for chunk in data.chunks(specs, desc="testing"):
+        if each_chunk is not None:
+            each_chunk(chunk)
+        X, _, y = chunk.part(split)
+        labels.append(y)
+        scores.append(adapter.predict(X))
+    return np.concatenate(labels), np.concatenate(scores)

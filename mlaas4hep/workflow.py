@@ -1,0 +1,191 @@
+"""The whole workflow and the data-only ``prepare`` step, as Python functions.
+
+The CLI, the wizard and the services call these; nothing here prints
+except through the ``mlaas4hep`` logger.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import Params, Preproc, load_params, load_preproc, read_files_and_labels
+from .dataset import Dataset
+from .errors import UserError
+from .metrics import binary_metrics
+from .model_loader import build_model, load_model_module
+from .outputs import RunFolder, write_json
+from .plots import plot_history, plot_input_histograms, plot_roc, plot_scores
+from .reports import InputHistograms
+from .specs import Specs
+from .train import EpochHook, predict_split, train
+
+log = logging.getLogger("mlaas4hep")
+
+
+@dataclass
+class Inputs:
+    """Everything a run reads, checked."""
+
+    pairs: list[tuple[str, int]]
+    params: Params
+    preproc: Preproc
+
+
+def load_inputs(files: str | Path, labels: str | Path, params: str | Path | None = None,
+                preproc: str | Path | None = None, *, seed: int | None = None) -> Inputs:
+    """Read and check files.txt, labels.txt, params.json and preproc.json."""
+    loaded = Inputs(read_files_and_labels(files, labels), load_params(params, seed=seed),
+                    load_preproc(preproc))
+    log.info("model parameters: %s", loaded.params.to_dict())
+    return loaded
+
+
+def _check_binary(pairs: list[tuple[str, int]], labels: str | Path) -> None:
+    found = sorted({label for _, label in pairs})
+    if not set(found) <= {0, 1}:
+        raise UserError(f"{labels}: labels must be 0 (background) or 1 (signal) for a binary "
+                        f"classifier, got {found}")
+    if found != [0, 1]:
+        raise UserError(f"{labels}: both labels 0 (background) and 1 (signal) are needed to "
+                        f"train a classifier, got only {found}")
+
+
+def _specs(data: Dataset, reuse: str | Path | None) -> tuple[Specs, float]:
+    t0 = time.perf_counter()
+    specs = data.specs(reuse)
+    seconds = time.perf_counter() - t0
+    log.info(specs.summary())
+    for f in specs.files:
+        log.info("label %d, %s: %d of %d entries read, %d pass the cuts "
+                 "(train %d, validation %d, test %d)", f["label"], f["path"], f["read"],
+                 f["entries"], f["selected"], f["train"], f["validation"], f["test"])
+    return specs, seconds
+
+
+def run_workflow(files: str | Path, labels: str | Path, model: str | Path,
+                 params: str | Path | None = None, preproc: str | Path | None = None, *,
+                 specs: str | Path | None = None, out_dir: str | Path | None = None,
+                 fout: str = "model.keras", seed: int | None = None, overwrite: bool = False,
+                 on_epoch: EpochHook | None = None) -> Path:
+    """Read, preprocess, train, test and write every output; return the output folder."""
+    inputs = load_inputs(files, labels, params, preproc, seed=seed)
+    _check_binary(inputs.pairs, labels)
+    load_model_module(model)  # fail on a broken model.py before reading any data
+    p = inputs.params
+    started = time.perf_counter()
+    folder = RunFolder(out_dir, overwrite=overwrite)
+    with folder as work, \
+            Dataset.open(inputs.pairs, p, inputs.preproc) as data:
+        spec, specs_seconds = _specs(data, specs)
+        spec.save(work / "global-specs.json")
+        log.info("write %s", work / "global-specs.json")
+
+        from .backends import adapter_for
+        from .backends.keras_backend import seed_everything
+
+        seed_everything(p.seed)
+        adapter = adapter_for(build_model(model, spec.n_features), where=str(model))
+        t0 = time.perf_counter()
+        history = train(adapter, data, spec, p, on_epoch)
+        train_seconds = time.perf_counter() - t0
+
+        histograms = InputHistograms(spec, p.normalisation) if p.hist else None
+        y, score = predict_split(adapter, data, spec,
+                                 each_chunk=histograms.add if histograms else None)
+        test = binary_metrics(y, score)
+        model_path = adapter.save(work / fout)
+        plots = plot_history(history, work) + plot_roc(y, score, test["auc"], work)
+        plots += plot_scores(y, score, work)
+        if histograms is not None:
+            plots += plot_input_histograms(histograms.result(), work / p.hist)
+        write_json(work / "metrics.json", {
+            "test": {**test, "events": int(len(y))},
+            "history": history,
+            "events": data.split_counts(spec),
+            "n_features": spec.n_features,
+            "training": p.training,
+            "backend": adapter.name,
+            "model": model_path.name,
+            "seconds": {"specs": specs_seconds, "training": train_seconds,
+                        "total": time.perf_counter() - started},
+        })
+        write_json(work / "params.json", p.to_dict())
+        write_json(work / "preproc.json", inputs.preproc.source)
+        (work / "files.txt").write_text("".join(f"{f}\n" for f, _ in inputs.pairs))
+        (work / "labels.txt").write_text("".join(f"{lab}\n" for _, lab in inputs.pairs))
+        log.info("test split: %d events, AUC %.4f, accuracy %.4f, loss %.4f", len(y),
+                 test["auc"], test["accuracy"], test["loss"])
+    log.info("outputs (model %s, metrics.json, %d plots) in %s", model_path.name, len(plots),
+             folder.final)
+    return folder.final
+
+
+@dataclass
+class Prepared:
+    """Result of :func:`prepare`: timings, throughput and where arrays went."""
+
+    specs: Specs
+    events_read: int
+    events_selected: int
+    specs_seconds: float
+    chunks_seconds: float
+    output: Path | None
+
+    @property
+    def events_per_second(self) -> dict[str, float]:
+        """Entries read per second in the specs pass and in chunk creation."""
+        return {"specs": self.events_read / max(self.specs_seconds, 1e-9),
+                "chunks": self.events_read / max(self.chunks_seconds, 1e-9)}
+
+
+def prepare(files: str | Path, labels: str | Path, params: str | Path | None = None,
+            preproc: str | Path | None = None, *, specs: str | Path | None = None,
+            output: str | Path | None = None, seed: int | None = None) -> Prepared:
+    """Run only the data pipeline; optionally write X, mask, y, split to ``output`` (.npz)."""
+    inputs = load_inputs(files, labels, params, preproc, seed=seed)
+    with Dataset.open(inputs.pairs, inputs.params, inputs.preproc) as data:
+        spec, specs_seconds = _specs(data, specs)
+        t0 = time.perf_counter()
+        parts: dict[str, list[np.ndarray]] = {"X": [], "mask": [], "y": [], "split": []}
+        for chunk in data.chunks(spec, desc="preparing"):
+            if output is not None:
+                for key in parts:
+                    parts[key].append(getattr(chunk, key))
+        chunks_seconds = time.perf_counter() - t0
+        names = data.feature_names(spec)
+    written = None
+    if output is not None:
+        written = _write_arrays(Path(output), parts, names, spec)
+    result = Prepared(spec, sum(f["read"] for f in spec.files),
+                      spec.events, specs_seconds, chunks_seconds, written)
+    rate = result.events_per_second
+    log.info("specs pass: %d events in %.2f s (%.0f events/s); chunk creation: %.2f s "
+             "(%.0f events/s); %d events pass the cuts, %d features", result.events_read,
+             specs_seconds, rate["specs"], chunks_seconds, rate["chunks"],
+             result.events_selected, spec.n_features)
+    return result
+
+
+def _write_arrays(path: Path, parts: dict[str, list[np.ndarray]], names: list[str],
+                  spec: Specs) -> Path:
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.incomplete-{os.getpid()}")
+    arrays: dict[str, Any] = {k: np.concatenate(v) for k, v in parts.items()}
+    try:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays, feature_names=np.array(names), specs_hash=spec.hash)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    log.info("wrote %s: X %s, mask, y, split (0 train, 1 validation, 2 test)", path,
+             arrays["X"].shape)
+    return path
