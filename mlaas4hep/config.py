@@ -337,7 +337,7 @@ def read_files_and_labels(files: str | Path, labels: str | Path) -> list[tuple[s
         raise UserError(f"{files} lists {len(names)} file(s) but {labels} lists "
                         f"{len(label_texts)} label(s): one label per file is needed")
     pairs = []
-    for n, (name, text) in enumerate(zip(names, label_texts), 1):
+    for n, (name, text) in enumerate(zip(names, label_texts, strict=True), 1):
         try:
             pairs.append((name, int(text)))
         except ValueError:

@@ -86,7 +86,8 @@ class Dataset:
                                          redirector=params.redirector))
             selection = select_branches(inputs[0].tree, params, preproc, path=inputs[0].path)
             for other in inputs[1:]:
-                missing = [b for b in selection.read if b not in other.tree.keys()]
+                present = set(other.tree.keys())
+                missing = [b for b in selection.read if b not in present]
                 if missing:
                     raise UserError(f"{other.path}: branch(es) {short_list(missing)} needed "
                                     f"(found in {inputs[0].path}) are missing in this file")
@@ -119,7 +120,7 @@ class Dataset:
             "version": SPECS_VERSION, "tree": p.branch, "inputs": self.selection.inputs,
             "files": [{"uuid": s.uuid, "bytes": int(s.file.file.fEND), "entries": s.entries,
                        "read": n, "label": s.label}
-                      for s, n in zip(self.inputs, self.plan.per_file)],
+                      for s, n in zip(self.inputs, self.plan.per_file, strict=True)],
             "preproc": self.preproc.source, "seed": p.seed,
             "validation_fraction": p.validation_fraction, "test_fraction": p.test_fraction,
         }

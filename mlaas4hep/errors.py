@@ -30,3 +30,8 @@ def short_list(names: Iterable[str], *, limit: int = 12) -> str:
     if len(names) > limit:
         shown += f", ... ({len(names) - limit} more)"
     return shown
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message`` of an exception from a library, on one line."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"

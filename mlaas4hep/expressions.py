@@ -156,7 +156,7 @@ def _evaluate(node: ast.expr, arrays: Mapping[str, Any]) -> Any:
     if isinstance(node, ast.Compare):
         values = [_evaluate(node.left, arrays), *(_evaluate(c, arrays) for c in node.comparators)]
         result = None
-        for op, left, right in zip(node.ops, values, values[1:]):
+        for op, left, right in zip(node.ops, values, values[1:], strict=False):
             step = _COMPARE[type(op)](left, right)
             result = step if result is None else result & step
         return result

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .errors import UserError
+from .errors import UserError, describe
 
 KERAS2_ARGUMENTS = {
     "lr": "learning_rate",
@@ -52,7 +52,7 @@ def load_model_module(path: str | Path) -> ModuleType:
         spec.loader.exec_module(module)
     except Exception as exc:
         raise UserError(f"{_user_line(exc, path)}: importing the model file failed: "
-                        f"{type(exc).__name__}: {exc}") from None
+                        f"{describe(exc)}") from None
     finally:
         sys.path.remove(str(path.parent.resolve()))
     if not callable(getattr(module, "model", None)):
@@ -90,7 +90,7 @@ def build_model(path: str | Path, idim: int) -> Any:
 
 
 def _explain(exc: Exception) -> str:
-    text = f"{type(exc).__name__}: {exc}"
+    text = describe(exc)
     match = re.search(r"Argument\(s\) not recognized: \{'(\w+)'", str(exc)) or re.search(
         r"unexpected keyword argument '(\w+)'", str(exc))
     if match and match.group(1) in KERAS2_ARGUMENTS:

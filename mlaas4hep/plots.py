@@ -8,11 +8,13 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.ticker import MaxNLocator
 
-from .metrics import roc_points  # noqa: E402
+from .metrics import roc_points
 
+LABEL_NAMES = {1: "signal (1)", 0: "background (0)"}
 CURVES = {"loss": "Loss", "accuracy": "Accuracy", "auc": "AUC"}
 
 
@@ -43,6 +45,7 @@ def plot_history(history: list[dict[str, Any]], folder: Path) -> list[Path]:
             starts = [h["step"] + 1 for h in history if h["epoch"] == 0][1:]
             for x in starts:
                 ax.axvline(x - 0.5, color="grey", lw=0.5, ls=":")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch (dotted lines: next chunk)" if chunked else "epoch")
         ax.set_ylabel(title)
         ax.set_title(f"{title} per epoch")
@@ -95,7 +98,7 @@ def plot_input_histograms(histograms: dict[str, dict[str, Any]], folder: Path) -
             for label, counts in sorted(h["counts"].items(), reverse=True):
                 total = counts.sum()
                 ax.stairs(counts / total if total else counts, edges,
-                          label=f"label {label}")
+                          label=LABEL_NAMES.get(label, f"label {label}"))
             ax.set_title(f"{name}: {when} normalisation")
             ax.set_ylabel("fraction of values")
             ax.legend()

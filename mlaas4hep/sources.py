@@ -15,7 +15,7 @@ from typing import Any
 
 import uproot
 
-from .errors import UserError, did_you_mean, short_list
+from .errors import UserError, describe, did_you_mean, short_list
 
 REMOTE_SCHEMES = ("root://", "https://", "http://")
 TREE_CLASSES = ("TTree", "ROOT::Experimental::RNTuple", "ROOT::RNTuple")
@@ -68,8 +68,7 @@ class RootInput:
             raise
         except Exception as exc:  # uproot raises many types for corrupt baskets
             raise UserError(f"{self.path}: cannot read entries {start}-{stop}: "
-                            f"{type(exc).__name__}: {exc}. The file may be truncated or "
-                            "corrupt") from None
+                            f"{describe(exc)}. The file may be truncated or corrupt") from None
 
     def close(self) -> None:
         """Close the file."""
@@ -97,6 +96,10 @@ def open_input(name: str, tree: str, label: int = 0, *, redirector: str = "") ->
         raise
     except Exception as exc:
         raise UserError(_open_error(path, exc)) from None
+    if not is_remote(path) and os.path.getsize(path) < file.file.fEND:
+        file.close()
+        raise UserError(f"{path}: truncated ROOT file: {os.path.getsize(path)} bytes, but its "
+                        f"header says {file.file.fEND}; copy or download it again")
     trees = _safe_list_trees(file, path)
     if tree not in trees:
         file.close()
@@ -107,7 +110,7 @@ def open_input(name: str, tree: str, label: int = 0, *, redirector: str = "") ->
         obj = file[tree]
     except Exception as exc:
         file.close()
-        raise UserError(f"{path}: cannot read tree '{tree}': {type(exc).__name__}: {exc}. "
+        raise UserError(f"{path}: cannot read tree '{tree}': {describe(exc)}. "
                         "The file may be truncated or corrupt") from None
     return RootInput(path=path, file=file, tree=obj, label=label)
 
@@ -117,17 +120,17 @@ def _safe_list_trees(file: Any, path: str) -> list[str]:
         return list_trees(file)
     except Exception as exc:
         file.close()
-        raise UserError(f"{path}: cannot list the file's contents: {type(exc).__name__}: "
-                        f"{exc}. The file may be truncated or corrupt") from None
+        raise UserError(f"{path}: cannot list the file's contents: {describe(exc)}. "
+                        "The file may be truncated or corrupt") from None
 
 
 def _open_error(path: str, exc: Exception) -> str:
-    text = str(exc)
+    text = " ".join(str(exc).split())
     if "not a ROOT file" in text:
         return f"{path}: not a ROOT file (it does not start with the ROOT magic bytes)"
     if isinstance(exc, (PermissionError,)) or "permission" in text.lower():
         return f"{path}: permission denied: {text}"
     if is_remote(path):
-        return f"{path}: cannot open remote file: {type(exc).__name__}: {text}"
-    return (f"{path}: cannot open as a ROOT file: {type(exc).__name__}: {text}. "
+        return f"{path}: cannot open remote file: {describe(exc)}"
+    return (f"{path}: cannot open as a ROOT file: {describe(exc)}. "
             "The file may be truncated or corrupt")

@@ -10,8 +10,8 @@ import numpy as np
 
 from .config import Params
 from .dataset import Chunk, Dataset
-from .split import TEST, TRAIN, VALIDATION
 from .specs import Specs
+from .split import TEST, TRAIN, VALIDATION
 
 log = logging.getLogger("mlaas4hep")
 

@@ -106,7 +106,7 @@ def run_workflow(files: str | Path, labels: str | Path, model: str | Path,
         if histograms is not None:
             plots += plot_input_histograms(histograms.result(), work / p.hist)
         write_json(work / "metrics.json", {
-            "test": {**test, "events": int(len(y))},
+            "test": {**test, "events": len(y)},
             "history": history,
             "events": data.split_counts(spec),
             "n_features": spec.n_features,

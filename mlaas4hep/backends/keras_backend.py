@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -82,9 +83,13 @@ class KerasModel:
         def dataset(make: Batches) -> Any:
             return tf.data.Dataset.from_generator(make, output_signature=signature).prefetch(2)
 
-        self.model.fit(dataset(train), epochs=epochs, verbose=0,
-                       validation_data=dataset(validation) if validation else None,
-                       callbacks=[_epoch_callback(on_epoch)])
+        with warnings.catch_warnings():
+            # the first epoch ends when the stream does, which Keras reports as "ran out of
+            # data"; it then uses that number of batches for every later epoch
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            self.model.fit(dataset(train), epochs=epochs, verbose=0, shuffle=False,
+                           validation_data=dataset(validation) if validation else None,
+                           callbacks=[_epoch_callback(on_epoch)])
 
     def predict(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
         """Signal scores in [0, 1] (one per event)."""

@@ -1,7 +1,8 @@
 # The seed's Keras MLP, written for Keras 3 (learning_rate=, metrics=[...], return).
-from tensorflow import keras
-from keras.models import Sequential
 from keras.layers import Dense, Dropout, Input
+from keras.models import Sequential
+from tensorflow import keras
+
 
 def model(idim):
     "Simple Keras model for testing purposes"
