@@ -163,12 +163,14 @@ class Dataset:
     def prepare(self, raw: RawChunk, specs: Specs) -> Chunk:
         """Flatten, normalise and (if asked) shuffle one chunk."""
         normalise = Normaliser(self.params.normalisation, specs.stats())
-        X, mask = to_matrix(raw.columns, specs.inputs, specs.widths, normalise)
-        chunk = Chunk(X, mask, raw.labels, raw.split)
+        order = None
         if self.params.shuffle:
-            order = np.random.default_rng([self.params.seed, raw.index]).permutation(len(chunk))
-            chunk = Chunk(X[order], mask[order], raw.labels[order], raw.split[order])
-        return chunk
+            order = np.random.default_rng([self.params.seed, raw.index]).permutation(
+                len(raw.labels))
+        X, mask = to_matrix(raw.columns, specs.inputs, specs.widths, normalise, order)
+        if order is None:
+            return Chunk(X, mask, raw.labels, raw.split)
+        return Chunk(X, mask, raw.labels[order], raw.split[order])
 
     def chunks(self, specs: Specs, *, desc: str = "reading") -> Iterator[Chunk]:
         """Training-ready chunks; kept in memory up to ``cache_mb`` for later passes."""

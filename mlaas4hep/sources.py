@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +38,21 @@ def is_remote(path: str) -> bool:
 
 @dataclass
 class RootInput:
-    """An opened ROOT file and the tree (or RNTuple) to read from it."""
+    """An opened ROOT file and the tree (or RNTuple) to read from it.
+
+    Reads go forward through the file in chunk order. Each read extends to
+    the next cluster boundary (where every branch starts a new basket) and
+    keeps the surplus for the next read, so no basket is decompressed twice
+    when chunks are smaller than the file's baskets.
+    """
 
     path: str
     file: Any
     tree: Any
     label: int
+    _buffer: Any = field(default=None, repr=False)
+    _buffer_range: tuple[int, int] = field(default=(0, 0), repr=False)
+    _buffer_key: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def entries(self) -> int:
@@ -55,15 +64,30 @@ class RootInput:
         """The ROOT file's UUID, which identifies its content."""
         return str(self.file.file.uuid)
 
+    def _cluster_end(self, stop: int) -> int:
+        offsets = getattr(self.tree, "common_entry_offsets", None)
+        if offsets is None:  # RNTuple: read exactly what is asked
+            return stop
+        return next((int(o) for o in offsets() if o >= stop), self.entries)
+
     def arrays(self, branches: list[str], start: int, stop: int,
                executor: Executor | None = None) -> Any:
         """Read ``branches`` for entries [start, stop) as an awkward record array."""
+        lo, hi = self._buffer_range
+        key = tuple(branches)
+        if not (key == self._buffer_key and lo <= start and stop <= hi):
+            end = self._cluster_end(stop)
+            self._buffer = self._read(branches, start, end, executor)
+            self._buffer_range, self._buffer_key = (start, end), key
+            lo = start
+        return self._buffer[start - lo:stop - lo]
+
+    def _read(self, branches: list[str], start: int, stop: int,
+              executor: Executor | None) -> Any:
+        options = {} if executor is None else {"decompression_executor": executor,
+                                               "interpretation_executor": executor}
         try:
-            if executor is None:
-                return self.tree.arrays(branches, entry_start=start, entry_stop=stop)
-            return self.tree.arrays(branches, entry_start=start, entry_stop=stop,
-                                    decompression_executor=executor,
-                                    interpretation_executor=executor)
+            return self.tree.arrays(branches, entry_start=start, entry_stop=stop, **options)
         except UserError:
             raise
         except Exception as exc:  # uproot raises many types for corrupt baskets
@@ -71,7 +95,8 @@ class RootInput:
                             f"{describe(exc)}. The file may be truncated or corrupt") from None
 
     def close(self) -> None:
-        """Close the file."""
+        """Close the file and drop buffered entries."""
+        self._buffer = None
         self.file.close()
 
 

@@ -13,7 +13,7 @@ import uproot
 
 from mlaas4hep.config import load_params, load_preproc
 from mlaas4hep.dataset import Dataset
-from mlaas4hep.flatten import pad
+from mlaas4hep.flatten import Normaliser, to_matrix
 from mlaas4hep.split import split_codes
 from mlaas4hep.workflow import prepare
 
@@ -114,12 +114,27 @@ def test_chunks_pad_mask_and_normalise_like_numpy(hzz_dataset: Dataset) -> None:
         pytest.approx(1)
 
 
-def test_pad_truncates_and_masks_non_finite_values() -> None:
-    counts = np.array([3, 0, 1])
-    content = np.array([1.0, np.nan, 3.0, 4.0], dtype=np.float32)
-    values, mask = pad(counts, content, 2)
-    np.testing.assert_array_equal(values, [[1, 0], [0, 0], [4, 0]])
-    np.testing.assert_array_equal(mask, [[1, 0], [0, 0], [1, 0]])
+def test_to_matrix_truncates_masks_non_finite_and_shuffles_rows() -> None:
+    columns = {"x": ak.Array([[1.0, np.nan, 3.0], [], [4.0]]),
+               "y": ak.Array([[10.0, 20.0, 30.0], [], [40.0]]),  # shares x's counter
+               "f": np.array([5.0, np.inf, 7.0])}
+    widths = {"x": 2, "y": 1, "f": None}
+    same = Normaliser("minmax", {n: {"min": 0.0, "max": 1.0, "mean": 0, "std": 1}
+                                 for n in columns})
+    X, mask = to_matrix(columns, ["x", "y", "f"], widths, same)
+    np.testing.assert_array_equal(X, [[1, 0, 10, 5], [0, 0, 0, 0], [4, 0, 40, 7]])
+    np.testing.assert_array_equal(mask, [[1, 0, 1, 1], [0, 0, 0, 0], [1, 0, 1, 1]])
+    order = np.array([2, 0, 1])
+    Xs, masks = to_matrix(columns, ["x", "y", "f"], widths, same, order)
+    np.testing.assert_array_equal(Xs, X[order])
+    np.testing.assert_array_equal(masks, mask[order])
+    # slices of a larger array (as read-ahead buffers give) pad the same way
+    sliced = {"x": ak.Array([[9.0], [1.0, np.nan, 3.0], [], [4.0], [8.0, 8.0]])[1:4],
+              "y": ak.Array([[1.0], [10.0, 20.0, 30.0], [], [40.0], [2.0]])[1:4],
+              "f": np.array([0.0, 5.0, np.inf, 7.0])[1:]}
+    Xc, maskc = to_matrix(sliced, ["x", "y", "f"], widths, same)
+    np.testing.assert_array_equal(Xc, X)
+    np.testing.assert_array_equal(maskc, mask)
 
 
 def test_split_is_independent_of_chunking_and_close_to_fractions() -> None:
