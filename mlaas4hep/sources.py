@@ -155,6 +155,8 @@ def _open_error(path: str, exc: Exception) -> str:
         return f"{path}: not a ROOT file (it does not start with the ROOT magic bytes)"
     if isinstance(exc, (PermissionError,)) or "permission" in text.lower():
         return f"{path}: permission denied: {text}"
+    if is_remote(path) and isinstance(exc, FileNotFoundError):
+        return f"{path}: file not found on the server"
     if is_remote(path):
         return f"{path}: cannot open remote file: {describe(exc)}"
     return (f"{path}: cannot open as a ROOT file: {describe(exc)}. "

@@ -208,3 +208,21 @@ def test_specs_file_is_reused_only_for_the_same_inputs(samples: Path, tmp_path: 
         other = data.specs(tmp_path / "global-specs.json")
         assert "computed for different inputs" in caplog.text
         assert other.hash != first.hash and other.events == 2000
+
+
+def test_rntuple_inputs_are_read_like_ttrees(tmp_path: Path) -> None:
+    jagged = ak.Array([[1.0, 2.0][: i % 3] for i in range(1000)])
+    with uproot.recreate(tmp_path / "rn.root") as f:
+        f["ntuple"] = {"x": np.arange(1000.0), "j": jagged}  # uproot writes an RNTuple
+    assert uproot.open(tmp_path / "rn.root").classnames() == {"ntuple;1": "ROOT::RNTuple"}
+    files, labels = write_lists(tmp_path, [(tmp_path / "rn.root", 1)])
+    params = tmp_path / "params.json"
+    params.write_text(json.dumps({"branch": "ntuple", "chunk_size": 300, "shuffle": False}))
+    result = prepare(files, labels, params, output=tmp_path / "rn.npz")
+    assert result.specs.branches["j"].kind == "jagged"
+    assert result.specs.branches["j"].max_len == 2
+    arrays = np.load(tmp_path / "rn.npz")
+    names = list(arrays["feature_names"])
+    expected_mask = ak.to_numpy(ak.fill_none(ak.pad_none(ak.ones_like(jagged), 2), 0))
+    np.testing.assert_array_equal(arrays["mask"][:, [names.index("j[0]"), names.index("j[1]")]],
+                                  expected_mask)
