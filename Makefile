@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := python3-venv xrootd-server
+APT_PACKAGES := python3-venv xrootd-server iproute2 util-linux
 DEMO_EVENTS ?= 100000
 
 .PHONY: demo test lint system-deps venv clean
@@ -38,7 +38,7 @@ demo: venv
 	  --model=model.py --params=params.json --preproc=preproc.json --out-dir=run --overwrite
 
 test: venv
-	$(PY) -m pytest
+	tests/isolated.sh $(PY) -m pytest
 
 lint: venv
 	$(VENV)/bin/ruff check mlaas4hep tests benchmarks
