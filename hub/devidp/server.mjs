@@ -300,6 +300,11 @@ async function readForm(req) {
   return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
 }
 
+/** The request path for the log: interaction and resume ids replaced by ":uid". */
+function logPath(p) {
+  return p.replace(/^\/(interaction|authorize)\/[\w-]+/, '/$1/:uid').slice(0, 200);
+}
+
 function accountClaims(user) {
   return {
     sub: user.sub,
@@ -668,13 +673,13 @@ function main() {
         await next();
       }
     } catch (err) {
-      log(`error handling ${ctx.method} ${ctx.path}: ${err?.name}: ${err?.message}`);
+      log(`error handling ${ctx.method} ${logPath(ctx.path)}: ${err?.name}: ${err?.message}`);
       ctx.status = 500;
       ctx.type = 'html';
       ctx.body = errorPage('Internal error');
     } finally {
-      // Path only: query strings may carry codes or state.
-      log(`${ctx.method} ${ctx.path} -> ${ctx.status} (${Date.now() - started} ms)`);
+      // Path only (query strings may carry codes or state), interaction ids masked.
+      log(`${ctx.method} ${logPath(ctx.path)} -> ${ctx.status} (${Date.now() - started} ms)`);
     }
   });
   // Koa would print errors with their context to stderr; keep them short and token-free.

@@ -48,7 +48,7 @@ def apply_config(cfg: dict[str, Any], c: Config, *, discovery: dict[str, Any],
     c.JupyterHub.db_url = hub["db_url"] or f"sqlite:///{_state_path(cfg, 'jupyterhub.sqlite')}"
     c.JupyterHub.cookie_secret_file = secrets.cookie_secret_file
     c.JupyterHub.log_level = hub["log_level"]
-    c.JupyterHub.cleanup_servers = False  # a hub restart keeps user servers running
+    c.JupyterHub.cleanup_servers = hub["cleanup_servers"]
     c.ConfigurableHTTPProxy.should_start = True
     c.ConfigurableHTTPProxy.auth_token = secrets.proxy_token
     c.ConfigurableHTTPProxy.pid_file = _state_path(cfg, "proxy.pid")
@@ -84,12 +84,13 @@ def apply_config(cfg: dict[str, Any], c: Config, *, discovery: dict[str, Any],
 def _apply_spawner(cfg: dict[str, Any], c: Config, spawner: dict[str, Any]) -> None:
     c.JupyterHub.spawner_class = "mlaas4hep_hub.spawner.LocalSpawner"
     s = c.LocalSpawner
+    s.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
     s.default_url = spawner["default_url"]
     s.home_dir_template = spawner["home_template"]
     s.examples_dir = spawner["examples_dir"] or ""
     s.start_timeout = spawner["start_timeout"]
     s.token_poll_interval = spawner["token_poll_interval"]
-    s.token_url = (f"{cfg['hub']['hub_bind_url'].rstrip('/')}/services/auth/token")
+    s.token_url = f"{cfg['hub']['bind_url'].rstrip('/')}/services/auth/token"
 
 
 def _apply_auth_service(cfg: dict[str, Any], c: Config, discovery: dict[str, Any],

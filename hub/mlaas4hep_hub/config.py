@@ -52,6 +52,9 @@ SCHEMA: dict[str, Any] = _section("MLaaS4HEP Hub configuration", {
                           "token (created 0700)", "hub-state"),
         "db_url": _str("database URL; default: SQLite in state_dir"),
         "proxy_command": _str("configurable-http-proxy executable; default: on PATH"),
+        "cleanup_servers": {"type": "boolean", "default": False,
+                            "description": "stop user servers when the hub stops (false: "
+                                           "servers keep running across hub restarts)"},
         "log_level": _str("hub log level", "INFO",
                           enum=["DEBUG", "INFO", "WARNING", "ERROR"]),
     }),

@@ -5,8 +5,9 @@ tokens) and is meant for the hub's dev mode and for tests. It only listens on 12
 
 Example::
 
-    with DevIdP(tmp_path, clients=[{"client_id": "hub", "client_secret": "s3cret",
-                                    "redirect_uris": ["http://127.0.0.1:8000/hub/oauth_callback"]}]) as idp:
+    client = {"client_id": "hub", "client_secret": "s3cret",
+              "redirect_uris": ["http://127.0.0.1:8000/hub/oauth_callback"]}
+    with DevIdP(tmp_path, clients=[client]) as idp:
         print(idp.issuer)  # http://127.0.0.1:<port>
 
 Only the standard library is used.
@@ -34,7 +35,7 @@ from typing import Any
 
 __all__ = ["DEFAULT_CLIENT", "DEVIDP_DIR", "DevIdP", "ensure_installed", "find_node"]
 
-DEVIDP_DIR = Path(__file__).resolve().parent
+DEVIDP_DIR = Path(__file__).resolve().parents[1] / "devidp"
 """Folder holding ``server.mjs``, ``package.json`` and ``package-lock.json``."""
 
 INSTALL_HINT = (
@@ -218,13 +219,20 @@ class DevIdP:
         cmd = [
             find_node(),
             str(DEVIDP_DIR / "server.mjs"),
-            "--host", "127.0.0.1",
-            "--port", str(self.port),
-            "--issuer", self.issuer,
-            "--state-dir", str(self.state_dir),
-            "--keys", str(self.keys_path),
-            "--clients", str(self.state_dir / "clients.json"),
-            "--access-token-ttl", str(self.access_token_ttl),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--issuer",
+            self.issuer,
+            "--state-dir",
+            str(self.state_dir),
+            "--keys",
+            str(self.keys_path),
+            "--clients",
+            str(self.state_dir / "clients.json"),
+            "--access-token-ttl",
+            str(self.access_token_ttl),
         ]
         if self.users is not None:
             cmd += ["--users", str(self.state_dir / "users.json")]

@@ -1,0 +1,56 @@
+"""User servers as local processes (dev mode), with the IAM token kept in a file.
+
+Every user server gets ``BEARER_TOKEN_FILE`` (WLCG bearer token discovery)
+pointing into its home, and a server extension
+(:mod:`mlaas4hep_hub.token_keeper`) that keeps the file fresh from the
+hub's auth service. ``BEARER_TOKEN`` is never set. All local servers run as
+the hub's system user: use this for development and demos, not production.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from jupyterhub.spawner import SimpleLocalProcessSpawner
+from traitlets import Integer, Unicode
+
+TOKEN_FILE = ".mlaas4hep/bearer_token"
+
+
+class LocalSpawner(SimpleLocalProcessSpawner):
+    """SimpleLocalProcessSpawner with example files and a fresh IAM token file."""
+
+    examples_dir = Unicode(
+        "", config=True,
+        help="Folder copied into a user's home the first time their server starts "
+             "(example notebooks, sample data). Empty: nothing is copied.")
+    token_url = Unicode(
+        "", config=True,
+        help="URL of the auth service's /token endpoint, as the user server reaches it.")
+    token_poll_interval = Integer(
+        30, config=True, help="Seconds between token checks by the user server.")
+
+    def _prepare_home(self) -> Path:
+        home = Path(self.home_dir).resolve()
+        first_start = not home.exists()
+        home.mkdir(parents=True, exist_ok=True)
+        (home / TOKEN_FILE).parent.mkdir(mode=0o700, exist_ok=True)
+        if first_start and self.examples_dir:
+            shutil.copytree(self.examples_dir, home, dirs_exist_ok=True)
+            self.log.info("Copied %s into the new home %s", self.examples_dir, home)
+        return home
+
+    def get_env(self) -> dict[str, Any]:
+        env = super().get_env()
+        home = self._prepare_home()
+        env.pop("BEARER_TOKEN", None)
+        env["BEARER_TOKEN_FILE"] = str(home / TOKEN_FILE)
+        env["MLAAS4HEP_TOKEN_URL"] = self.token_url
+        env["MLAAS4HEP_TOKEN_POLL"] = str(self.token_poll_interval)
+        return env
+
+    def get_args(self) -> list[str]:
+        return [*super().get_args(),
+                "--ServerApp.jpserver_extensions", "mlaas4hep_hub.token_keeper=True"]
