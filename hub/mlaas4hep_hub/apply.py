@@ -51,6 +51,7 @@ def apply_config(cfg: dict[str, Any], c: Config, *, discovery: dict[str, Any],
     c.JupyterHub.cleanup_servers = hub["cleanup_servers"]
     c.ConfigurableHTTPProxy.should_start = True
     c.ConfigurableHTTPProxy.auth_token = secrets.proxy_token
+    c.ConfigurableHTTPProxy.api_url = hub["proxy_api_url"]
     c.ConfigurableHTTPProxy.pid_file = _state_path(cfg, "proxy.pid")
     if hub["proxy_command"]:
         c.ConfigurableHTTPProxy.command = [hub["proxy_command"]]

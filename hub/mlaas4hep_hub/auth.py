@@ -107,4 +107,5 @@ async def _refresh_before_expiry(authenticator: IAMAuthenticator, user: Any,
         new_state["id_token"] = token_info["id_token"]
     _record_expiry(authenticator, new_state)
     authenticator.log.info("Refreshed the access token of %s before expiry", user.name)
-    return {"name": user.name, "auth_state": new_state}
+    groups = await authenticator.get_user_groups(new_state)
+    return {"name": user.name, "auth_state": new_state, "groups": sorted(groups)}

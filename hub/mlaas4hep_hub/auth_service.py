@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 from typing import Any
@@ -31,7 +32,7 @@ from tornado.ioloop import IOLoop
 from .bearer import BearerError, BearerValidator, token_from_header
 
 HUB_TOKEN_SCOPES = ["read:users:name!user", "read:users:groups!user", "servers!user",
-                    "access:servers!user", "access:services", "read:services"]
+                    "access:servers!user"]
 
 
 class HubAPI:
@@ -80,11 +81,15 @@ class HubTokenHandler(BaseHandler):
         except HTTPClientError as exc:
             if exc.code != 404:
                 raise
-            await self.hub.call("POST", f"users/{quote(name)}")
+            await self.hub.call("POST", f"users/{quote(name)}", {})
         ttl = self.settings["token_ttl"]
-        created = await self.hub.call("POST", f"users/{quote(name)}/tokens", {
-            "expires_in": ttl, "scopes": HUB_TOKEN_SCOPES,
-            "note": "from an IAM bearer token via /services/auth/hub-token"})
+        try:
+            created = await self.hub.call("POST", f"users/{quote(name)}/tokens", {
+                "expires_in": ttl, "scopes": HUB_TOKEN_SCOPES,
+                "note": "from an IAM bearer token via /services/auth/hub-token"})
+        except HTTPClientError as exc:
+            raise web.HTTPError(502, f"the hub refused to create a token for {name!r} "
+                                     f"(HTTP {exc.code})") from None
         self.finish({"token": created["token"], "user": name, "expires_in": ttl,
                      "scopes": created.get("scopes", HUB_TOKEN_SCOPES)})
 
@@ -149,7 +154,8 @@ def main(argv: list[str] | None = None) -> None:
                    HubAPI(api_url, token), HubAuth(api_token=token, api_url=api_url),
                    args.token_ttl)
     app.listen(args.port, address="127.0.0.1")
-    IOLoop.current().start()
+    with contextlib.suppress(KeyboardInterrupt):  # the hub stops its services with SIGINT
+        IOLoop.current().start()
 
 
 if __name__ == "__main__":

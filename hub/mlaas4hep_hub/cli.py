@@ -95,11 +95,7 @@ def run_dev(args: argparse.Namespace) -> int:
 
 def run_check(args: argparse.Namespace) -> int:
     """Validate a hub.yaml and report the first mistake."""
-    try:
-        load_config(args.config)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    load_config(args.config)
     print(f"{args.config}: valid")
     return 0
 
@@ -123,7 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "keys":
         print(keys_text())
         return 0
-    return {"dev": run_dev, "check": run_check}[args.command](args)
+    try:
+        return {"dev": run_dev, "check": run_check}[args.command](args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ class ConfigError(Exception):
 
 
 def _str(description: str, default: Any = None, **extra: Any) -> dict[str, Any]:
-    return {"type": "string", "description": description, "default": default, **extra}
+    kind = "string" if default is not None else ["string", "null"]
+    return {"type": kind, "description": description, "default": default, **extra}
 
 
 def _int(description: str, default: int, minimum: int = 0) -> dict[str, Any]:
@@ -52,6 +53,7 @@ SCHEMA: dict[str, Any] = _section("MLaaS4HEP Hub configuration", {
                           "token (created 0700)", "hub-state"),
         "db_url": _str("database URL; default: SQLite in state_dir"),
         "proxy_command": _str("configurable-http-proxy executable; default: on PATH"),
+        "proxy_api_url": _str("the proxy's REST API (loopback)", "http://127.0.0.1:8001"),
         "cleanup_servers": {"type": "boolean", "default": False,
                             "description": "stop user servers when the hub stops (false: "
                                            "servers keep running across hub restarts)"},
@@ -132,7 +134,9 @@ def _message(error: jsonschema.ValidationError, where: str) -> str:
         key = f"{path}.{missing}" if path else missing
         return f"{where}: {key}: required key is missing"
     if error.validator == "type":
-        return (f"{where}: {path}: must be {error.validator_value}, got "
+        expected = error.validator_value
+        expected = expected if isinstance(expected, str) else " or ".join(expected)
+        return (f"{where}: {path}: must be {expected}, got "
                 f"{type(error.instance).__name__} {error.instance!r}")
     return f"{where}: {path}: {error.message}"
 

@@ -9,6 +9,7 @@ the hub's system user: use this for development and demos, not production.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -52,5 +53,8 @@ class LocalSpawner(SimpleLocalProcessSpawner):
         return env
 
     def get_args(self) -> list[str]:
-        return [*super().get_args(),
+        args = [*super().get_args(),
                 "--ServerApp.jpserver_extensions", "mlaas4hep_hub.token_keeper=True"]
+        if os.geteuid() == 0:  # dev mode started as root: servers run as the hub's user
+            args.append("--allow-root")
+        return args
