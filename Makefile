@@ -1,4 +1,5 @@
-# MLaaS4HEP Hub: one-command setup, demo and tests on Debian/Ubuntu (root or sudo).
+# MLaaS4HEP Hub: one-command setup, dev hub, demo and tests on Debian/Ubuntu (root or sudo).
+#   make up     the hub on http://127.0.0.1:8000 with a dev IAM, example notebooks and sample data
 #   make demo   generate ttH(bb)-like samples and run the seed's workflow.py command on them
 #   make test   the whole test suite (what .ci/run runs)
 #   make lint   ruff
@@ -7,28 +8,48 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := python3-venv xrootd-server iproute2 util-linux
+APT_PACKAGES := python3-venv xrootd-server iproute2 util-linux chromium
+NODE_DIRS := hub/devidp hub/proxy
 DEMO_EVENTS ?= 100000
+DEV_STATE := .hub-dev
 
-.PHONY: demo test lint system-deps venv clean
+.PHONY: up demo test lint system-deps venv node-deps clean
 
-$(VENV)/.system-deps:
+$(VENV)/.system-deps: Makefile
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
 	    apt-get install -y -q --no-install-recommends $$missing; fi
 	@mkdir -p $(VENV) && touch $@
 
-$(VENV)/.installed: pyproject.toml $(VENV)/.system-deps
+$(VENV)/.installed: pyproject.toml hub/pyproject.toml $(VENV)/.system-deps
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test,xrootd,https]"
+	$(PY) -m pip install -q -e ".[test,xrootd,https]" -e hub
+	@touch $@
+
+$(VENV)/.node-deps: hub/devidp/package-lock.json hub/proxy/package-lock.json $(VENV)/.system-deps
+	@for d in $(NODE_DIRS); do (cd $$d && npm ci --no-audit --no-fund --loglevel=error) || exit 1; done
 	@touch $@
 
 system-deps: $(VENV)/.system-deps
 venv: $(VENV)/.installed
+node-deps: $(VENV)/.node-deps
+
+$(DEV_STATE)/examples/.ready: venv
+	@mkdir -p $(DEV_STATE)/examples
+	cp -r extension/notebooks/. mlaas4hep/examples/model.py mlaas4hep/examples/params.json \
+	  mlaas4hep/examples/preproc.json $(DEV_STATE)/examples/
+	cd $(DEV_STATE)/examples && ../../$(VENV)/bin/mlaas4hep make-sample --out-dir samples \
+	  --events 20000
+	@sed -i "s|$$(pwd)/$(DEV_STATE)/examples/||" $(DEV_STATE)/examples/samples/files.txt
+	@touch $@
+
+up: venv node-deps $(DEV_STATE)/examples/.ready
+	$(VENV)/bin/mlaas4hep-hub dev --state-dir $(DEV_STATE) --examples $(DEV_STATE)/examples
 
 demo: venv
 	@mkdir -p demo
@@ -37,11 +58,11 @@ demo: venv
 	cd demo && ../$(VENV)/bin/workflow.py --files=samples/files.txt --labels=samples/labels.txt \
 	  --model=model.py --params=params.json --preproc=preproc.json --out-dir=run --overwrite
 
-test: venv
+test: venv node-deps
 	tests/isolated.sh $(PY) -m pytest
 
 lint: venv
-	$(VENV)/bin/ruff check mlaas4hep tests benchmarks
+	$(VENV)/bin/ruff check mlaas4hep hub tests benchmarks
 
 clean:
-	rm -rf demo test-output .pytest_cache
+	rm -rf demo test-output .pytest_cache $(DEV_STATE)

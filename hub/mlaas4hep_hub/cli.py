@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +81,9 @@ def run_dev(args: argparse.Namespace) -> int:
         jupyterhub = Path(sys.executable).parent / "jupyterhub"
         hub = subprocess.Popen([str(jupyterhub), "-f", str(HUB_DIR / "jupyterhub_config.py")],
                                cwd=state, env=env)
+        signal.signal(signal.SIGTERM, _interrupt)
+        if not _wait_until_up(f"http://127.0.0.1:{args.port}/hub/api/", hub):
+            return hub.wait()
         print(f"\nMLaaS4HEP Hub (dev mode) at http://127.0.0.1:{args.port}/  "
               f"(dev IAM at {idp.issuer}, local user servers, SQLite in {state})")
         print("Demo logins:")
@@ -91,6 +96,22 @@ def run_dev(args: argparse.Namespace) -> int:
             hub.send_signal(signal.SIGINT)
             hub.wait(timeout=30)
             return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _wait_until_up(url: str, hub: subprocess.Popen, timeout: float = 120) -> bool:
+    """Wait until the hub answers at ``url``; False if it exited first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and hub.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return True
+        except OSError:
+            time.sleep(0.5)
+    return hub.poll() is None
 
 
 def run_check(args: argparse.Namespace) -> int:
