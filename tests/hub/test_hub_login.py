@@ -142,6 +142,10 @@ def test_logs_hold_no_client_secret_or_tokens(make_hub, browser) -> None:
     hub_token = hub.hub_token(issued["access_token"]).json()["token"]
     stored = wait_for(lambda: token_file(hub, "alice").exists()
                       and token_file(hub, "alice").read_text().strip(), 30, "token file")
+    for pid in server_pids(hub, "alice"):  # nor in the user server's environment
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        assert HUB_CLIENT_SECRET.encode() not in environ and b"BEARER_TOKEN=" not in environ
+        assert b"BEARER_TOKEN_FILE=" in environ
     page.close()
     hub.stop()
     secrets = [HUB_CLIENT_SECRET, AGENT_CLIENT["client_secret"], issued["access_token"],
