@@ -9,7 +9,6 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := python3-venv xrootd-server iproute2 util-linux chromium
-NODE_DIRS := hub/devidp hub/proxy
 DEMO_EVENTS ?= 100000
 DEV_STATE := .hub-dev
 
@@ -31,8 +30,9 @@ $(VENV)/.installed: pyproject.toml hub/pyproject.toml $(VENV)/.system-deps
 	$(PY) -m pip install -q -e ".[test,xrootd,https]" -e hub
 	@touch $@
 
-$(VENV)/.node-deps: hub/devidp/package-lock.json hub/proxy/package-lock.json $(VENV)/.system-deps
-	@for d in $(NODE_DIRS); do (cd $$d && npm ci --no-audit --no-fund --loglevel=error) || exit 1; done
+$(VENV)/.node-deps: hub/devidp/package-lock.json hub/proxy/package-lock.json $(VENV)/.installed
+	$(PY) -c "from mlaas4hep_hub.devidp import ensure_installed; ensure_installed()"
+	cd hub/proxy && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 system-deps: $(VENV)/.system-deps
