@@ -83,15 +83,28 @@ def apply_config(cfg: dict[str, Any], c: Config, *, discovery: dict[str, Any],
 
 
 def _apply_spawner(cfg: dict[str, Any], c: Config, spawner: dict[str, Any]) -> None:
-    c.JupyterHub.spawner_class = "mlaas4hep_hub.spawner.LocalSpawner"
-    s = c.LocalSpawner
-    s.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
+    token_url = f"{cfg['hub']['bind_url'].rstrip('/')}/services/auth/token"
+    if spawner["kind"] == "docker":
+        c.JupyterHub.spawner_class = "mlaas4hep_hub.docker_spawner.DockerHostSpawner"
+        s = c.DockerHostSpawner
+        docker = spawner["docker"]
+        s.images = dict(docker["images"])
+        s.memory_choices = list(docker["memory_choices"])
+        s.cpu_choices = [float(x) for x in docker["cpu_choices"]]
+        if docker["gpu_devices"] is not None:
+            s.gpu_devices = list(docker["gpu_devices"])
+        s.data_path = docker["data_path"] or ""
+        s.volumes = {docker["volume_template"]: "/home/jovyan"}
+    else:
+        c.JupyterHub.spawner_class = "mlaas4hep_hub.spawner.LocalSpawner"
+        s = c.LocalSpawner
+        s.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
+        s.home_dir_template = spawner["home_template"]
+        s.examples_dir = spawner["examples_dir"] or ""
     s.default_url = spawner["default_url"]
-    s.home_dir_template = spawner["home_template"]
-    s.examples_dir = spawner["examples_dir"] or ""
     s.start_timeout = spawner["start_timeout"]
     s.token_poll_interval = spawner["token_poll_interval"]
-    s.token_url = f"{cfg['hub']['bind_url'].rstrip('/')}/services/auth/token"
+    s.token_url = token_url
 
 
 def _apply_auth_service(cfg: dict[str, Any], c: Config, discovery: dict[str, Any],
@@ -108,10 +121,19 @@ def _apply_auth_service(cfg: dict[str, Any], c: Config, discovery: dict[str, Any
     command += [f"--username-claim={iam['username_claim']}"]
     c.JupyterHub.services = [{"name": "auth", "url": f"http://127.0.0.1:{port}",
                               "command": command, "display": False}]
-    c.JupyterHub.load_roles = [
+    roles = [
         {"name": "mlaas4hep-auth-service", "services": ["auth"],
          "scopes": ["admin:auth_state", "admin:users", "tokens", "read:users"]},
         # user servers may read their own user model (which refreshes auth state)
         {"name": "server", "scopes": ["access:servers!user", "users:activity!user",
                                       "read:users:name!user"]},
     ]
+    if services["idle_timeout"]:
+        c.JupyterHub.services.append({
+            "name": "idle-culler", "display": False,
+            "command": [sys.executable, "-m", "jupyterhub_idle_culler",
+                        f"--timeout={services['idle_timeout']}"]})
+        roles.append({"name": "idle-culler", "services": ["idle-culler"],
+                      "scopes": ["list:users", "read:users:activity", "read:servers",
+                                 "delete:servers"]})
+    c.JupyterHub.load_roles = roles

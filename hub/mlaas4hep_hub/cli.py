@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,19 +31,33 @@ def keys_text(schema: dict[str, Any] = SCHEMA, prefix: str = "") -> str:
     lines = []
     for key, sub in schema["properties"].items():
         name = f"{prefix}{key}"
-        if sub.get("type") == "object":
+        if "properties" in sub:
             lines += [f"{name}:  {sub['description']}", keys_text(sub, name + ".")]
             continue
         default = sub.get("default")
         shown = "" if default in (None, [], "") else f" [default: {default}]"
-        lines.append(f"  {name} ({sub['type']}){shown}")
+        kind = sub["type"] if isinstance(sub["type"], str) else sub["type"][0]
+        lines.append(f"  {name} ({kind}){shown}")
         lines.append(textwrap.fill(sub["description"], 79, initial_indent="      ",
                                    subsequent_indent="      "))
     return "\n".join(lines)
 
 
+def docker_ready(image: str = "mlaas4hep/singleuser:dev") -> str | None:
+    """Why the Docker kind cannot be used here (None when it can)."""
+    docker = shutil.which("docker")
+    if docker is None:
+        return "no docker command"
+    try:
+        subprocess.run([docker, "image", "inspect", image], capture_output=True, timeout=20,
+                       check=True)
+    except (OSError, subprocess.SubprocessError):
+        return f"no Docker engine answering, or image {image} not built (make images)"
+    return None
+
+
 def dev_config(state: Path, issuer: str, port: int, examples: Path | None,
-               token_poll: int) -> dict[str, Any]:
+               token_poll: int, kind: str = "local") -> dict[str, Any]:
     """The hub.yaml of dev mode."""
     return {
         "hub": {"public_url": f"http://127.0.0.1:{port}", "bind_url": f"http://127.0.0.1:{port}",
@@ -52,7 +67,7 @@ def dev_config(state: Path, issuer: str, port: int, examples: Path | None,
                 "client_secret_file": str(state / "iam-client-secret"),
                 "allowed_groups": ["cms"], "admin_groups": ["cms/ml"],
                 "auth_refresh_age": 10, "token_refresh_margin": 30},
-        "spawner": {"home_template": str(state / "homes" / "{username}"),
+        "spawner": {"kind": kind, "home_template": str(state / "homes" / "{username}"),
                     "examples_dir": str(examples) if examples else None,
                     "token_poll_interval": token_poll},
     }
@@ -74,8 +89,11 @@ def run_dev(args: argparse.Namespace) -> int:
                 access_token_ttl=args.token_ttl) as idp:
         config = state / "hub.yaml"
         examples = Path(args.examples).resolve() if args.examples else None
+        no_docker = docker_ready()
+        kind = "local" if no_docker else "docker"
         config.write_text(yaml.safe_dump(dev_config(state, idp.issuer, args.port, examples,
-                                                    max(5, min(30, args.token_ttl // 4)))))
+                                                    max(5, min(30, args.token_ttl // 4)),
+                                                    kind)))
         load_config(config)
         env = {**os.environ, CONFIG_ENV: str(config)}
         jupyterhub = Path(sys.executable).parent / "jupyterhub"
@@ -84,8 +102,10 @@ def run_dev(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, _interrupt)
         if not _wait_until_up(f"http://127.0.0.1:{args.port}/hub/api/", hub):
             return hub.wait()
+        servers = (f"local user servers: {no_docker}" if no_docker
+                   else "user servers in Docker containers")
         print(f"\nMLaaS4HEP Hub (dev mode) at http://127.0.0.1:{args.port}/  "
-              f"(dev IAM at {idp.issuer}, local user servers, SQLite in {state})")
+              f"(dev IAM at {idp.issuer}; {servers}; SQLite in {state})")
         print("Demo logins:")
         for user, password, groups, role in DEMO_USERS:
             print(f"  {user} / {password}   groups: {groups}   ({role})")

@@ -96,17 +96,35 @@ SCHEMA: dict[str, Any] = _section("MLaaS4HEP Hub configuration", {
         "start_timeout": _int("seconds a server may take to start", 120, 10),
         "token_poll_interval": _int("seconds between checks of the access token by the "
                                     "user's server", 30, 1),
+        "docker": _section("Docker kind: what the spawn form offers", {
+            "images": {"type": "object", "additionalProperties": {"type": "string"},
+                       "description": "images users may choose: {image: description}",
+                       "default": {"mlaas4hep/singleuser:dev": "MLaaS4HEP (TensorFlow CPU)"}},
+            "memory_choices": {**_strings("memory limits offered (those above the host's "
+                                          "memory are dropped)"),
+                               "default": ["2G", "4G", "8G"]},
+            "cpu_choices": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0},
+                            "description": "CPU limits offered (capped at the host's cores)",
+                            "default": [1, 2]},
+            "gpu_devices": {**_strings("NVIDIA GPU indices users may get (default: all the "
+                                       "host has; each running user gets a different one)"),
+                            "default": None, "type": ["array", "null"]},
+            "data_path": _str("host folder mounted read-only at /data in every container"),
+            "volume_template": _str("name of each user's home volume",
+                                    "mlaas4hep-home-{username}"),
+        }),
     }),
     "services": _section("Hub services", {
         "bearer_token_ttl": _int("lifetime (s) of the hub API tokens given for an IAM "
                                  "bearer token", 3600, 60),
         "auth_port": _int("loopback port of the auth service", 10101, 1),
+        "idle_timeout": _int("stop servers idle this many seconds (0: never)", 3600, 0),
     }),
 }, required=("iam",))
 
 
 def _defaults(schema: dict[str, Any], value: Any) -> Any:
-    if schema.get("type") != "object":
+    if "properties" not in schema:
         return value
     value = {} if value is None else value
     if not isinstance(value, dict):

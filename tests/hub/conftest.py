@@ -45,10 +45,13 @@ class Hub:
     config: Path
     log: Path
     process: subprocess.Popen
+    docker_host: str | None = None
 
     def start(self) -> None:
         """(Re)start the hub process on the same state and wait until it answers."""
         env = {**os.environ, "MLAAS4HEP_HUB_CONFIG": str(self.config)}
+        if self.docker_host:
+            env["DOCKER_HOST"] = self.docker_host
         with open(self.log, "a") as log:
             self.process = subprocess.Popen(
                 [str(Path(sys.executable).parent / "jupyterhub"), "-f",
@@ -99,7 +102,8 @@ def make_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[...,
     """Factory: ``make_hub(token_ttl=..., cleanup_servers=...)`` starts a hub."""
     started: list[Hub] = []
 
-    def make(token_ttl: int = 3600, cleanup_servers: bool = True) -> Hub:
+    def make(token_ttl: int = 3600, cleanup_servers: bool = True,
+             docker_host: str | None = None) -> Hub:
         tmp = tmp_path_factory.mktemp("hub")
         port = free_port()
         hub_client = {"client_id": "mlaas4hep-hub", "client_secret": HUB_CLIENT_SECRET,
@@ -109,7 +113,8 @@ def make_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[...,
         (tmp / "iam-client-secret").write_text(HUB_CLIENT_SECRET)
         (tmp / "iam-client-secret").chmod(0o600)
         cfg = dev_config(tmp, idp.issuer, port, examples_dir(tmp),
-                         token_poll=max(2, min(30, token_ttl // 12)))
+                         token_poll=max(2, min(30, token_ttl // 12)),
+                         kind="docker" if docker_host else "local")
         cfg["hub"].update(cleanup_servers=cleanup_servers,
                           hub_bind_url=f"http://127.0.0.1:{free_port()}",
                           proxy_api_url=f"http://127.0.0.1:{free_port()}")
@@ -118,7 +123,7 @@ def make_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[...,
         config = tmp / "hub.yaml"
         config.write_text(yaml.safe_dump(cfg))
         hub = Hub(f"http://127.0.0.1:{port}", idp, tmp, config, tmp / "hub.log",
-                  subprocess.Popen(["true"]))
+                  subprocess.Popen(["true"]), docker_host)
         started.append(hub)
         hub.start()
         return hub
