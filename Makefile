@@ -2,17 +2,18 @@
 #   make up     the hub on http://127.0.0.1:8000 with a dev IAM, example notebooks and sample data
 #   make demo   generate ttH(bb)-like samples and run the seed's workflow.py command on them
 #   make test   the whole test suite (what .ci/run runs)
+#   make images build the user and hub images (see images/README.md)
 #   make lint   ruff
 
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := python3-venv xrootd-server iproute2 util-linux chromium
+APT_PACKAGES := python3-venv xrootd-server iproute2 util-linux chromium docker.io debootstrap
 DEMO_EVENTS ?= 100000
 DEV_STATE := .hub-dev
 
-.PHONY: up demo test lint system-deps venv node-deps clean
+.PHONY: up demo test lint images system-deps venv node-deps clean
 
 $(VENV)/.system-deps: Makefile
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -33,6 +34,13 @@ $(VENV)/.installed: pyproject.toml hub/pyproject.toml $(VENV)/.system-deps
 $(VENV)/.node-deps: hub/devidp/package-lock.json hub/proxy/package-lock.json $(VENV)/.installed
 	$(PY) -c "from mlaas4hep_hub.devidp import ensure_installed; ensure_installed()"
 	cd hub/proxy && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# the debootstrap base and the wheelhouse for the images (needs the network: runs before the
+# tests, which build the images offline on their own Docker engine)
+$(VENV)/.images-prepared: images/build.sh images/singleuser/Dockerfile images/hub/Dockerfile \
+		pyproject.toml hub/pyproject.toml $(VENV)/.installed $(VENV)/.node-deps
+	images/build.sh prepare
 	@touch $@
 
 system-deps: $(VENV)/.system-deps
@@ -58,7 +66,12 @@ demo: venv
 	cd demo && ../$(VENV)/bin/workflow.py --files=samples/files.txt --labels=samples/labels.txt \
 	  --model=model.py --params=params.json --preproc=preproc.json --out-dir=run --overwrite
 
-test: venv node-deps
+# needs a running Docker engine (DOCKER_HOST); BASE_IMAGE=python:3.11-slim-bookworm where a
+# registry is reachable
+images: $(VENV)/.images-prepared
+	images/build.sh images
+
+test: venv node-deps $(VENV)/.images-prepared
 	tests/isolated.sh $(PY) -m pytest
 
 lint: venv
