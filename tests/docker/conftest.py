@@ -1,5 +1,2 @@
-"""The Docker fixtures (a private dockerd, the project's images built on it)."""
-
-from tests.docker.dockerd import built_images, dockerd
-
-__all__ = ["built_images", "dockerd"]
+"""The Docker fixtures (a private dockerd, the project's images built on it) come from
+tests/conftest.py, so one daemon and one image build serve the whole session."""

