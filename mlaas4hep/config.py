@@ -192,12 +192,15 @@ def names_list(value: list[str] | str) -> list[str]:
 
 def load_params(path: str | Path | None, **overrides: Any) -> Params:
     """Load params.json (None = all defaults), then apply non-None ``overrides``."""
-    raw: dict[str, Any] = {}
-    where = str(path) if path else "params"
-    if path is not None:
-        raw = read_json(path)
-        if not isinstance(raw, dict):
-            raise UserError(f"{where}: expected a JSON object {{...}} at the top level")
+    if path is None:
+        return parse_params({}, "params", **overrides)
+    return parse_params(read_json(path), str(path), **overrides)
+
+
+def parse_params(raw: Any, where: str = "params.json", **overrides: Any) -> Params:
+    """Check the contents of a params.json (``where`` names it in messages)."""
+    if not isinstance(raw, dict):
+        raise UserError(f"{where}: expected a JSON object {{...}} at the top level")
     keys = {k.name: k for k in PARAMS_KEYS}
     values: dict[str, Any] = {}
     for name, value in raw.items():
@@ -275,7 +278,12 @@ def load_preproc(path: str | Path | None) -> Preproc:
     """Load preproc.json (None = no preprocessing) into a :class:`Preproc`."""
     if path is None:
         return Preproc()
-    raw = _object(read_json(path), str(path))
+    return parse_preproc(read_json(path), str(path))
+
+
+def parse_preproc(raw: Any, path: str = "preproc.json") -> Preproc:
+    """Check the contents of a preproc.json (``path`` names it in messages)."""
+    raw = _object(raw, str(path))
     preproc = Preproc(source=raw)
     _check_keys(raw, PREPROC_SECTIONS, str(path))
     for name, entry in _object(raw.get("new_branch", {}), f"{path}: new_branch").items():

@@ -28,29 +28,36 @@ def _save(fig: Any, path: Path, suffixes: tuple[str, ...] = (".png", ".pdf")) ->
     return written
 
 
+def draw_history(ax: Any, history: list[dict[str, Any]], key: str) -> None:
+    """Draw one metric (``loss``, ``accuracy``, ``auc``) per epoch, training and validation."""
+    title = CURVES.get(key, key)
+    chunked = any("chunk" in h for h in history)
+    steps = np.arange(1, len(history) + 1)
+    for prefix, label in (("", "training"), ("val_", "validation")):
+        values = [h.get(prefix + key, np.nan) for h in history]
+        if values and not np.all(np.isnan(values)):
+            ax.plot(steps, values, marker="o", ms=3, label=label)
+    if chunked:
+        starts = [h["step"] + 1 for h in history if h["epoch"] == 0][1:]
+        for x in starts:
+            ax.axvline(x - 0.5, color="grey", lw=0.5, ls=":")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch (dotted lines: next chunk)" if chunked else "epoch")
+    ax.set_ylabel(title)
+    ax.set_title(f"{title} per epoch")
+    if ax.lines:
+        ax.legend()
+    ax.grid(alpha=0.3)
+
+
 def plot_history(history: list[dict[str, Any]], folder: Path) -> list[Path]:
     """loss / accuracy / auc per epoch, training and validation (as the seed's figures)."""
     written: list[Path] = []
-    chunked = any("chunk" in h for h in history)
-    steps = np.arange(1, len(history) + 1)
-    for key, title in CURVES.items():
+    for key in CURVES:
         if not any(key in h for h in history):
             continue
         fig, ax = plt.subplots(figsize=(6, 4))
-        for prefix, label in (("", "training"), ("val_", "validation")):
-            values = [h.get(prefix + key, np.nan) for h in history]
-            if not np.all(np.isnan(values)):
-                ax.plot(steps, values, marker="o", ms=3, label=label)
-        if chunked:
-            starts = [h["step"] + 1 for h in history if h["epoch"] == 0][1:]
-            for x in starts:
-                ax.axvline(x - 0.5, color="grey", lw=0.5, ls=":")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("epoch (dotted lines: next chunk)" if chunked else "epoch")
-        ax.set_ylabel(title)
-        ax.set_title(f"{title} per epoch")
-        ax.legend()
-        ax.grid(alpha=0.3)
+        draw_history(ax, history, key)
         written += _save(fig, folder / key)
     return written
 

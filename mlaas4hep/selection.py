@@ -73,7 +73,7 @@ def select_branches(tree: Any, params: Params, preproc: Preproc, *, path: str) -
     _check_known(params.selected_branches, available, f"params.json: selected_branches ({path})")
     _check_known(params.exclude_branches, available, f"params.json: exclude_branches ({path})")
     _check_known(params.identifier, available, f"params.json: identifier ({path})")
-    _check_expression_names(preproc, available, path)
+    check_expression_names(preproc, available, path)
     _check_known([r for r in preproc.removed if r not in new], available,
                  f"preproc.json: keys_to_remove/remove ({path})")
 
@@ -104,7 +104,8 @@ def select_branches(tree: Any, params: Params, preproc: Preproc, *, path: str) -
                               not params.selected_branches})
 
 
-def _check_expression_names(preproc: Preproc, available: list[str], path: str) -> None:
+def check_expression_names(preproc: Preproc, available: list[str], path: str) -> None:
+    """Every name an expression reads must be a branch of ``path`` or an earlier new branch."""
     defined = set(available)
     for branch in preproc.new_branches:
         for name in sorted(branch.expression.names - defined):

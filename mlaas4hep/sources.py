@@ -106,8 +106,8 @@ def list_trees(file: Any) -> list[str]:
     return sorted(name for name, cls in classes.items() if cls in TREE_CLASSES)
 
 
-def open_input(name: str, tree: str, label: int = 0, *, redirector: str = "") -> RootInput:
-    """Open ``name`` and its ``tree``, with clear errors for every failure."""
+def open_file(name: str, *, redirector: str = "") -> tuple[str, Any]:
+    """Open ``name`` with uproot (path or URL, checked); return the resolved path and file."""
     path = resolve_path(name, redirector)
     if not is_remote(path):
         local = Path(path)
@@ -125,7 +125,13 @@ def open_input(name: str, tree: str, label: int = 0, *, redirector: str = "") ->
         file.close()
         raise UserError(f"{path}: truncated ROOT file: {os.path.getsize(path)} bytes, but its "
                         f"header says {file.file.fEND}; copy or download it again")
-    trees = _safe_list_trees(file, path)
+    return path, file
+
+
+def open_input(name: str, tree: str, label: int = 0, *, redirector: str = "") -> RootInput:
+    """Open ``name`` and its ``tree``, with clear errors for every failure."""
+    path, file = open_file(name, redirector=redirector)
+    trees = safe_list_trees(file, path)
     if tree not in trees:
         file.close()
         hint = did_you_mean(tree, trees)
@@ -140,7 +146,8 @@ def open_input(name: str, tree: str, label: int = 0, *, redirector: str = "") ->
     return RootInput(path=path, file=file, tree=obj, label=label)
 
 
-def _safe_list_trees(file: Any, path: str) -> list[str]:
+def safe_list_trees(file: Any, path: str) -> list[str]:
+    """:func:`list_trees` with a clear error (and the file closed) when it fails."""
     try:
         return list_trees(file)
     except Exception as exc:

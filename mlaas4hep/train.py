@@ -16,26 +16,40 @@ from .split import TEST, TRAIN, VALIDATION
 log = logging.getLogger("mlaas4hep")
 
 EpochHook = Callable[[dict[str, Any]], None]
+StopCheck = Callable[[], bool]
 
 
 def _log_epoch(record: dict[str, Any]) -> None:
     where = f"chunk {record['chunk'] + 1} " if "chunk" in record else ""
     values = "  ".join(f"{k} {v:.4f}" for k, v in record.items()
-                       if k not in ("epoch", "chunk", "step"))
+                       if k not in ("epoch", "chunk", "step", "steps_planned"))
     log.info("%sepoch %d: %s", where, record["epoch"] + 1, values)
 
 
-def train(adapter: Any, data: Dataset, specs: Specs, params: Params,
-          on_epoch: EpochHook | None = None) -> list[dict[str, Any]]:
-    """Train with ``params.training``; return one record per epoch (per chunk in 'chunk')."""
-    history: list[dict[str, Any]] = []
+def planned_steps(data: Dataset, params: Params) -> int:
+    """Epoch records a full run makes: epochs per chunk in 'chunk' training, else epochs."""
+    return params.epochs * (data.plan.n_chunks if params.training == "chunk" else 1)
 
-    def record(logs: dict[str, Any], **where: int) -> None:
+
+def train(adapter: Any, data: Dataset, specs: Specs, params: Params,
+          on_epoch: EpochHook | None = None, stop: StopCheck | None = None,
+          ) -> list[dict[str, Any]]:
+    """Train with ``params.training``; return one record per epoch (per chunk in 'chunk').
+
+    ``on_epoch`` gets each record (with ``steps_planned``); when ``stop()``
+    turns true, training ends after the current epoch.
+    """
+    history: list[dict[str, Any]] = []
+    steps = planned_steps(data, params)
+    stopping = stop or (lambda: False)
+
+    def record(logs: dict[str, Any], **where: int) -> bool:
         entry = {**where, "step": len(history), **logs}  # logs holds "epoch"
         history.append(entry)
         _log_epoch(entry)
         if on_epoch is not None:
-            on_epoch(entry)
+            on_epoch({**entry, "steps_planned": steps})
+        return stopping()
 
     if params.training == "chunk":
         for k, chunk in enumerate(data.chunks(specs, desc="training")):
@@ -46,6 +60,8 @@ def train(adapter: Any, data: Dataset, specs: Specs, params: Params,
             adapter.fit_arrays(X, y, (Xv, yv.astype(np.float32)) if len(yv) else None,
                                epochs=params.epochs, batch_size=params.batch_size,
                                on_epoch=lambda logs, k=k: record(logs, chunk=k))
+            if stopping():
+                break
     else:
         adapter.fit_stream(
             lambda: _batches(data, specs, params, TRAIN, shuffle_pass=len(history)),
@@ -53,6 +69,9 @@ def train(adapter: Any, data: Dataset, specs: Specs, params: Params,
             if params.validation_fraction > 0 else None,
             specs.n_features, epochs=params.epochs,
             on_epoch=record)
+    if stopping():
+        log.warning("training stopped on request after %d epoch record(s) of %d", len(history),
+                    steps)
     return history
 
 

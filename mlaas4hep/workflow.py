@@ -24,7 +24,7 @@ from .outputs import RunFolder, write_json
 from .plots import plot_history, plot_input_histograms, plot_roc, plot_scores
 from .reports import InputHistograms
 from .specs import Specs
-from .train import EpochHook, predict_split, train
+from .train import EpochHook, StopCheck, predict_split, train
 
 log = logging.getLogger("mlaas4hep")
 
@@ -73,8 +73,14 @@ def run_workflow(files: str | Path, labels: str | Path, model: str | Path,
                  params: str | Path | None = None, preproc: str | Path | None = None, *,
                  specs: str | Path | None = None, out_dir: str | Path | None = None,
                  fout: str = "model.keras", seed: int | None = None, overwrite: bool = False,
-                 on_epoch: EpochHook | None = None) -> Path:
-    """Read, preprocess, train, test and write every output; return the output folder."""
+                 on_epoch: EpochHook | None = None, stop: StopCheck | None = None) -> Path:
+    """Read, preprocess, train, test and write every output; return the output folder.
+
+    ``on_epoch`` is called with each epoch's record (loss, accuracy, auc and
+    their ``val_`` forms); when ``stop()`` turns true, training ends after the
+    current epoch and the run is tested and written as usual (``"stopped":
+    true`` in metrics.json).
+    """
     inputs = load_inputs(files, labels, params, preproc, seed=seed)
     _check_binary(inputs.pairs, labels)
     load_model_module(model)  # fail on a broken model.py before reading any data
@@ -93,7 +99,7 @@ def run_workflow(files: str | Path, labels: str | Path, model: str | Path,
         seed_everything(p.seed)
         adapter = adapter_for(build_model(model, spec.n_features), where=str(model))
         t0 = time.perf_counter()
-        history = train(adapter, data, spec, p, on_epoch)
+        history = train(adapter, data, spec, p, on_epoch, stop)
         train_seconds = time.perf_counter() - t0
 
         histograms = InputHistograms(spec, p.normalisation) if p.hist else None
@@ -111,6 +117,7 @@ def run_workflow(files: str | Path, labels: str | Path, model: str | Path,
             "events": data.split_counts(spec),
             "n_features": spec.n_features,
             "training": p.training,
+            "stopped": bool(stop and stop()),
             "backend": adapter.name,
             "model": model_path.name,
             "seconds": {"specs": specs_seconds, "training": train_seconds,

@@ -59,9 +59,23 @@ def test_standard_training_makes_epochs_over_all_chunks(workdir: Path) -> None:
                        out_dir=workdir / "std", on_epoch=epochs.append)
     metrics = check_outputs(out)
     assert [h["epoch"] for h in metrics["history"]] == [0, 1, 2]
+    assert [e.pop("steps_planned") for e in epochs] == [3, 3, 3]
     assert epochs == metrics["history"]
     assert all("val_auc" in h and "chunk" not in h for h in metrics["history"])
-    assert metrics["training"] == "standard"
+    assert metrics["training"] == "standard" and metrics["stopped"] is False
+
+
+def test_stop_ends_training_after_the_current_epoch(workdir: Path) -> None:
+    """A stop request (the wizard's Stop button) keeps the epochs done and writes every output."""
+    edit_json(workdir / "params.json", training="chunk", epochs=4, chunk_size=1000)
+    epochs: list[dict] = []
+    out = run_workflow(workdir / "files.txt", workdir / "labels.txt", workdir / "model.py",
+                       workdir / "params.json", workdir / "preproc.json",
+                       out_dir=workdir / "stopped", on_epoch=epochs.append,
+                       stop=lambda: len(epochs) >= 2)
+    metrics = check_outputs(out)
+    assert len(metrics["history"]) == 2 and metrics["stopped"] is True
+    assert epochs[0]["steps_planned"] > 4  # epochs x chunks
 
 
 def test_same_seed_gives_identical_results(workdir: Path) -> None:

@@ -13,6 +13,8 @@ import numpy as np
 from ..errors import UserError
 
 Batches = Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]
+EpochReport = Callable[[dict], "bool | None"]
+"""Called after each epoch with its record; returning True stops training."""
 
 
 def import_keras() -> Any:
@@ -66,14 +68,14 @@ class KerasModel:
                            metrics=metrics)
 
     def fit_arrays(self, X: np.ndarray, y: np.ndarray, validation: tuple | None, *,
-                   epochs: int, batch_size: int, on_epoch: Callable[[dict], None]) -> None:
+                   epochs: int, batch_size: int, on_epoch: EpochReport) -> None:
         """Train ``epochs`` epochs on arrays (one chunk), reporting each epoch."""
         self.model.fit(X, y.astype(np.float32), validation_data=validation, epochs=epochs,
                        batch_size=batch_size, shuffle=True, verbose=0,
                        callbacks=[_epoch_callback(on_epoch)])
 
     def fit_stream(self, train: Batches, validation: Batches | None, n_features: int, *,
-                   epochs: int, on_epoch: Callable[[dict], None]) -> None:
+                   epochs: int, on_epoch: EpochReport) -> None:
         """Train ``epochs`` passes over batches produced anew for each epoch."""
         import tensorflow as tf
 
@@ -105,12 +107,14 @@ class KerasModel:
         return path
 
 
-def _epoch_callback(on_epoch: Callable[[dict], None]) -> Any:
-    """A Keras callback forwarding the epoch number and its logs (loss, auc, val_*...)."""
+def _epoch_callback(on_epoch: EpochReport) -> Any:
+    """A Keras callback forwarding the epoch number and its logs (loss, auc, val_*...);
+    training stops when ``on_epoch`` returns True."""
     keras = import_keras()
 
     class EpochCallback(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            on_epoch({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
+            if on_epoch({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}}):
+                self.model.stop_training = True
 
     return EpochCallback()
