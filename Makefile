@@ -25,10 +25,10 @@ $(VENV)/.system-deps: Makefile
 	    apt-get install -y -q --no-install-recommends $$missing; fi
 	@mkdir -p $(VENV) && touch $@
 
-$(VENV)/.installed: pyproject.toml hub/pyproject.toml $(VENV)/.system-deps
+$(VENV)/.installed: pyproject.toml hub/pyproject.toml extension/pyproject.toml $(VENV)/.system-deps
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test,xrootd,https,notebook]" -e hub
+	$(PY) -m pip install -q -e ".[test,xrootd,https,notebook]" -e hub -e extension
 	@touch $@
 
 $(VENV)/.node-deps: hub/devidp/package-lock.json hub/proxy/package-lock.json $(VENV)/.installed
@@ -39,7 +39,8 @@ $(VENV)/.node-deps: hub/devidp/package-lock.json hub/proxy/package-lock.json $(V
 # the debootstrap base and the wheelhouse for the images (needs the network: runs before the
 # tests, which build the images offline on their own Docker engine)
 $(VENV)/.images-prepared: images/build.sh images/singleuser/Dockerfile images/hub/Dockerfile \
-		pyproject.toml hub/pyproject.toml $(VENV)/.installed $(VENV)/.node-deps
+		pyproject.toml hub/pyproject.toml extension/pyproject.toml images/wheelhouse.py \
+		$(VENV)/.installed $(VENV)/.node-deps
 	images/build.sh prepare
 	@touch $@
 
@@ -75,7 +76,7 @@ test: venv node-deps $(VENV)/.images-prepared
 	tests/isolated.sh $(PY) -m pytest
 
 lint: venv
-	$(VENV)/bin/ruff check mlaas4hep hub tests benchmarks
+	$(VENV)/bin/ruff check mlaas4hep hub extension tests benchmarks
 
 clean:
 	rm -rf demo test-output .pytest_cache $(DEV_STATE)

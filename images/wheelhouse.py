@@ -9,7 +9,7 @@ relax FOLDER TARGET CONSTRAINTS IMAGE_CONSTRAINTS RELAXED PIP
 
 stage REPORT CONTEXT
     Hard-link the wheels of a ``pip install --dry-run --report`` into
-    CONTEXT/wheels (third-party) and CONTEXT/local (mlaas4hep, mlaas4hep-hub)
+    CONTEXT/wheels (third-party) and CONTEXT/local (mlaas4hep, mlaas4hep-hub, mlaas4hep-wizard)
     and write CONTEXT/wheels/requirements.txt (name==version, third-party).
 """
 
@@ -29,7 +29,7 @@ from urllib.parse import unquote, urlparse
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-LOCAL = {"mlaas4hep", "mlaas4hep-hub"}
+LOCAL = {"mlaas4hep", "mlaas4hep-hub", "mlaas4hep-wizard"}
 
 
 def requires_python(wheel: Path) -> str | None:

@@ -126,19 +126,13 @@ def _run_prepare(args: argparse.Namespace) -> None:
 
 
 def _run_make_sample(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
-    from .samples import make_signal_background
+    from .samples import make_sample_set
 
     if args.events < 1:
         raise UserError(f"--events must be at least 1, got {args.events}")
-    signal, background = make_signal_background(args.out_dir, args.events, seed=args.seed,
-                                                tree=args.tree)
-    out = Path(args.out_dir)
-    (out / "files.txt").write_text(f"{signal.resolve()}\n{background.resolve()}\n")
-    (out / "labels.txt").write_text("1\n0\n")
-    log.info("wrote %s and %s (%d events each, tree '%s') and files.txt, labels.txt in %s",
-             signal.name, background.name, args.events, args.tree, out)
+    files, _ = make_sample_set(args.out_dir, args.events, seed=args.seed, tree=args.tree)
+    log.info("wrote signal.root and background.root (%d events each, tree '%s') and "
+             "files.txt, labels.txt in %s", args.events, args.tree, files.parent)
 
 
 COMMANDS: dict[str, tuple[Callable[[str], argparse.ArgumentParser],

@@ -41,6 +41,7 @@ def draw_history(ax: Any, history: list[dict[str, Any]], key: str) -> None:
         starts = [h["step"] + 1 for h in history if h["epoch"] == 0][1:]
         for x in starts:
             ax.axvline(x - 0.5, color="grey", lw=0.5, ls=":")
+    ax.set_xlim(0.5, max(len(history), 1) + 0.5)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch (dotted lines: next chunk)" if chunked else "epoch")
     ax.set_ylabel(title)

@@ -233,6 +233,20 @@ def make_signal_background(
     return signal, background
 
 
+def make_sample_set(
+    out_dir: str | os.PathLike[str], n_events: int, *, seed: int = 0, tree: str = "events"
+) -> tuple[Path, Path]:
+    """Signal and background files plus ``files.txt`` and ``labels.txt`` (1, 0) listing them.
+
+    Returns the paths of ``files.txt`` and ``labels.txt``.
+    """
+    signal, background = make_signal_background(out_dir, n_events, seed=seed, tree=tree)
+    out = Path(out_dir)
+    (out / "files.txt").write_text(f"{signal.resolve()}\n{background.resolve()}\n")
+    (out / "labels.txt").write_text("1\n0\n")
+    return out / "files.txt", out / "labels.txt"
+
+
 def _branch_types() -> dict[str, object]:
     """Branch name -> type; each jagged group is a record named after its counter."""
     types: dict[str, object] = {"runNo": np.int32, "evtNo": np.int64, "lumi": np.int32}

@@ -115,6 +115,10 @@ def open_file(name: str, *, redirector: str = "") -> tuple[str, Any]:
             raise UserError(f"{path}: file not found")
         if not local.is_file() or not os.access(local, os.R_OK):
             raise UserError(f"{path}: not a readable file")
+        with open(local, "rb") as head:
+            if head.read(4) != b"root":
+                raise UserError(f"{path}: not a ROOT file (it does not start with the ROOT "
+                                "magic bytes)")
     try:
         file = uproot.open(path, timeout=60)
     except UserError:

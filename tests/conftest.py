@@ -11,7 +11,8 @@ import pytest
 
 from mlaas4hep.samples import make_signal_background
 
-from .docker.dockerd import built_images, dockerd  # noqa: F401  (fixtures for all tests)
+from .browser import browser  # noqa: F401  (fixtures for all tests)
+from .docker.dockerd import built_images, dockerd  # noqa: F401
 
 DATA = Path(__file__).parent / "data"
 EXAMPLES = Path(__file__).parents[1] / "mlaas4hep" / "examples"

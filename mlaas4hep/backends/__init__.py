@@ -6,6 +6,9 @@ from typing import Any
 
 from ..errors import UserError
 
+SUPPORTED: tuple[str, ...] = ("keras",)
+"""Backends this version trains (adapter names)."""
+
 
 def adapter_for(model: Any, *, where: str) -> Any:
     """Wrap what ``model()`` returned in the adapter of its library."""

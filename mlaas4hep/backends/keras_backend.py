@@ -58,8 +58,11 @@ class KerasModel:
 
     def _ensure_metrics(self, keras: Any) -> None:
         config = self.model.get_compile_config() or {}
-        metrics = [keras.metrics.get(m) for m in (config.get("metrics") or [])]
-        names = {getattr(m, "name", m) for m in metrics}
+        # strings stay strings: Keras resolves "accuracy" for the loss (binary accuracy
+        # here) only at compile time; keras.metrics.get("accuracy") is exact-match accuracy
+        metrics = [m if isinstance(m, str) else keras.metrics.get(m)
+                   for m in (config.get("metrics") or [])]
+        names = {m if isinstance(m, str) else m.name for m in metrics}
         if "auc" not in names:
             metrics.append(keras.metrics.AUC(name="auc"))
         if not names & {"accuracy", "acc", "binary_accuracy"}:

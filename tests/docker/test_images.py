@@ -63,6 +63,7 @@ def test_workflow_help(dockerd: DockerDaemon, built_images: BuiltImages) -> None
 
 def test_user_image_imports(dockerd: DockerDaemon, built_images: BuiltImages) -> None:
     script = ("import mlaas4hep, tensorflow, uproot, ipywidgets, mlaas4hep_hub.token_keeper\n"
+              "import mlaas4hep_wizard\n"
               "from importlib.metadata import version\n"
               "print(tensorflow.__version__, version('tensorflow-cpu'))")
     result = dockerd.run(built_images.singleuser, "python", "-c", script,
@@ -121,8 +122,8 @@ def test_user_image_has_the_venvs_versions(dockerd: DockerDaemon,
               if name not in ignore and image[name] != venv[name]}
     assert not differ, f"versions (venv, image) differ: {differ}"
     assert "torch" not in image
-    for name in ("mlaas4hep", "mlaas4hep-hub", "jupyterlab", "ipywidgets", "tensorflow-cpu",
-                 "xrootd", "fsspec-xrootd", "jupyterhub"):
+    for name in ("mlaas4hep", "mlaas4hep-hub", "mlaas4hep-wizard", "jupyterlab", "ipywidgets",
+                 "tensorflow-cpu", "xrootd", "fsspec-xrootd", "jupyterhub"):
         assert name in image, name
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,20 +18,16 @@ from typing import Any
 import pytest
 import requests
 import yaml
+
 from mlaas4hep_hub.cli import dev_config
 from mlaas4hep_hub.devidp import DevIdP
 
+from ..browser import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
-OUTPUT = ROOT / "test-output"
 HUB_CLIENT_SECRET = "hub-client-secret-3b9f1e27c4"
 AGENT_CLIENT = {"client_id": "oidc-agent", "client_secret": "agent-secret-71d0c2a9",
                 "redirect_uris": ["http://127.0.0.1:4242/"]}  # never contacted
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -140,23 +135,6 @@ def make_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[...,
         hub.idp.stop()
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """Debian's chromium driven by Playwright (never `playwright install`)."""
-    from playwright.sync_api import sync_playwright
-
-    if not Path("/usr/bin/chromium").exists():
-        pytest.fail("Debian chromium is missing: apt-get install chromium", pytrace=False)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--headless", "--no-sandbox", "--disable-gpu",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"])
-        yield browser
-        browser.close()
-
-
 def sign_in(browser: Any, hub: Hub, user: str, password: str) -> Any:
     """Open the hub, click 'Sign in with IAM', log in and consent; return the page."""
     page = browser.new_page()
@@ -167,11 +145,3 @@ def sign_in(browser: Any, hub: Hub, user: str, password: str) -> Any:
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("button", name="Authorize").click()
     return page
-
-
-def screenshot(page: Any, name: str) -> Path:
-    """Save a screenshot under test-output/."""
-    OUTPUT.mkdir(exist_ok=True)
-    path = OUTPUT / f"{name}.png"
-    page.screenshot(path=str(path))
-    return path

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import jwt
 import pytest
 import requests
+
 from mlaas4hep_hub import devidp as launcher
 
 if shutil.which("node") is None or shutil.which("npm") is None:  # a missing install step fails

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .conftest import Hub, screenshot, sign_in
+from ..browser import screenshot
+from .conftest import Hub, sign_in
 
 RUN_WORKFLOW = ("cd ~ && mlaas4hep make-sample --out-dir samples --events 3000 && "
                 "echo '{\"epochs\": 1, \"chunk_size\": 3000}' > quick.json && "

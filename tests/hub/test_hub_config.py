@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from traitlets.config import Config
+
 from mlaas4hep_hub.apply import Secrets, apply_config
 from mlaas4hep_hub.auth import groups_from_claims
 from mlaas4hep_hub.config import ConfigError, load_config, validate_config
-from traitlets.config import Config
 
 MINIMAL = {"iam": {"issuer": "https://iam.example.org/", "client_id": "hub",
                    "client_secret_file": "/etc/mlaas4hep/secret"}}

@@ -6,11 +6,15 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import jwt
 import requests
 
-from .conftest import AGENT_CLIENT, HUB_CLIENT_SECRET, Hub, screenshot, sign_in
+from ..browser import screenshot
+from ..wizard.conftest import WIZARD_NOTEBOOK
+from ..wizard.steps import run_wizard_notebook, train_in_wizard
+from .conftest import AGENT_CLIENT, HUB_CLIENT_SECRET, Hub, sign_in
 from .oidc_client import login_tokens, userinfo
 
 
@@ -60,6 +64,20 @@ def test_alice_signs_in_and_lands_in_jupyterlab_with_examples(make_hub, browser)
     refused = bob.goto(f"{hub.url}/hub/admin")
     assert refused is not None and refused.status == 403
     bob.close()
+
+
+def test_alice_trains_with_the_wizard_in_a_few_clicks(make_hub, browser) -> None:
+    """Sign in, open the wizard notebook, Run All, Train: the samples are made and chosen."""
+    hub = make_hub()
+    page = sign_in(browser, hub, "alice", "alice-pass")
+    page.wait_for_url("**/user/alice/lab**", timeout=90_000)
+    page.goto(f"{hub.url}/user/alice/lab/tree/{quote(WIZARD_NOTEBOOK)}")
+    run_wizard_notebook(page, "hub-wizard")
+    train_in_wizard(page, "hub-wizard", epochs=1)
+    home = hub.state / "homes" / "alice"
+    assert len(list(home.glob("wizard-runs/*/output/model.keras"))) == 1
+    assert (home / "samples" / "files.txt").is_file()
+    page.close()
 
 
 def test_eve_is_refused_at_login_with_the_reason(make_hub, browser) -> None:
