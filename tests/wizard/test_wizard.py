@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -126,3 +127,21 @@ def test_mistakes_show_inline_and_nothing_is_raised(home: Path) -> None:
     assert "leave zero events" in text(wizard.training.message)
     assert wizard.training.error and wizard.training.output is None
     assert not list((home / "wizard-runs").glob("*/output"))
+
+
+def test_stop_ends_the_run_after_the_current_epoch(home: Path) -> None:
+    wizard = Wizard(home)
+    t = wizard.training
+    t.epochs.value, t.chunk_size.value, t.batch_size.value = 200, 2000, 50
+    t.train_button.click()
+    assert t.running and not t.stop_button.disabled and t.train_button.disabled
+    deadline = time.monotonic() + 300
+    while not t.history and time.monotonic() < deadline:
+        time.sleep(0.2)
+    t.stop_button.click()
+    t.wait(600)
+    assert t.error is None, t.error
+    assert 1 <= len(t.history) < 200 and not t.train_button.disabled
+    assert "stopped early" in text(t.message) and "stopped early" in text(wizard.results.summary)
+    metrics = json.loads((t.output / "metrics.json").read_text())
+    assert metrics["stopped"] is True and len(metrics["history"]) == len(t.history)
