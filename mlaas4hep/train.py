@@ -11,7 +11,7 @@ import numpy as np
 from .config import Params
 from .dataset import Chunk, Dataset
 from .specs import Specs
-from .split import TEST, TRAIN, VALIDATION
+from .split import SPLIT_NAMES, TEST, TRAIN, VALIDATION
 
 log = logging.getLogger("mlaas4hep")
 
@@ -51,7 +51,15 @@ def train(adapter: Any, data: Dataset, specs: Specs, params: Params,
             on_epoch({**entry, "steps_planned": steps})
         return stopping()
 
-    if params.training == "chunk":
+    if hasattr(adapter, "fit_chunks"):  # scikit-learn, XGBoost: their own procedure
+        def parts(split: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            for chunk in data.chunks(specs, desc=SPLIT_NAMES[split]):
+                X, _, y = chunk.part(split)
+                yield X, y
+
+        adapter.fit_chunks(parts, specs.n_features, sum(f["train"] for f in specs.files),
+                           epochs=params.epochs, on_epoch=record)
+    elif params.training == "chunk":
         for k, chunk in enumerate(data.chunks(specs, desc="training")):
             X, _, y = chunk.part(TRAIN)
             if len(y) == 0:

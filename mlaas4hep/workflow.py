@@ -94,7 +94,7 @@ def run_workflow(files: str | Path, labels: str | Path, model: str | Path,
         log.info("write %s", work / "global-specs.json")
 
         from .backends import adapter_for
-        from .backends.keras_backend import seed_everything
+        from .backends.common import seed_everything
 
         seed_everything(p.seed)
         adapter = adapter_for(build_model(model, spec.n_features), where=str(model))

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import UserError
-
-Batches = Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]
-EpochReport = Callable[[dict], "bool | None"]
-"""Called after each epoch with its record; returning True stops training."""
+from .common import Batches, EpochReport, with_suffix
 
 
 def import_keras() -> Any:
@@ -32,15 +28,6 @@ def is_keras_model(obj: Any) -> bool:
     """True if ``obj`` is a Keras model (without importing Keras if not loaded)."""
     return type(obj).__module__.startswith("keras") or any(
         c.__module__.startswith("keras") for c in type(obj).__mro__)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, numpy and TensorFlow and make TensorFlow ops deterministic."""
-    keras = import_keras()
-    keras.utils.set_random_seed(seed)
-    import tensorflow as tf
-
-    tf.config.experimental.enable_op_determinism()
 
 
 class KerasModel:
@@ -103,9 +90,8 @@ class KerasModel:
         return np.asarray(self.model.predict(X, batch_size=batch_size, verbose=0)).reshape(-1)
 
     def save(self, path: Path) -> Path:
-        """Save in Keras's native format (``.keras`` appended if missing)."""
-        if path.suffix not in (".keras", ".h5"):
-            path = path.with_name(path.name + ".keras")
+        """Save in Keras's native format (``.keras`` unless ``.h5`` is asked for)."""
+        path = with_suffix(path, (".keras", ".h5"))
         self.model.save(path)
         return path
 

@@ -4,6 +4,7 @@ their own; stopped (user servers included) when the test is done."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -28,6 +29,23 @@ ROOT = Path(__file__).resolve().parents[2]
 HUB_CLIENT_SECRET = "hub-client-secret-3b9f1e27c4"
 AGENT_CLIENT = {"client_id": "oidc-agent", "client_secret": "agent-secret-71d0c2a9",
                 "redirect_uris": ["http://127.0.0.1:4242/"]}  # never contacted
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (from /proc), children first."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 @dataclass
@@ -66,13 +84,17 @@ class Hub:
         raise RuntimeError(f"hub did not answer:\n{self.log.read_text()[-3000:]}")
 
     def stop(self) -> None:
-        """Stop the hub (SIGTERM, as Ctrl-C would)."""
+        """Stop the hub (SIGTERM, as Ctrl-C would); if it hangs, kill it and every process
+        it started (the proxy and services run in sessions of their own)."""
         if self.process.poll() is None:
+            children = descendants(self.process.pid)
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(30)
+                self.process.wait(90)
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+                for pid in [self.process.pid, *children, *descendants(self.process.pid)]:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
                 self.process.wait()
 
     def hub_token(self, iam_access_token: str) -> requests.Response:

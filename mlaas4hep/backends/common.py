@@ -1,0 +1,52 @@
+"""What every backend shares: seeding, the chunk stream type, per-epoch metric records."""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from ..metrics import binary_metrics
+
+Batches = Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]
+"""Makes a fresh pass of (X, y) batches (mini-batches or whole chunks)."""
+EpochReport = Callable[[dict], "bool | None"]
+"""Called after each epoch with its record; returning True stops training."""
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and the ML libraries the model file imported (deterministic ops)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    if "keras" in sys.modules or "tensorflow" in sys.modules:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import keras
+        import tensorflow as tf
+
+        keras.utils.set_random_seed(seed)
+        tf.config.experimental.enable_op_determinism()
+    if "torch" in sys.modules:
+        import torch
+
+        torch.manual_seed(seed)
+
+
+def epoch_record(epoch: int, train: tuple[np.ndarray, np.ndarray] | None,
+                 validation: tuple[np.ndarray, np.ndarray] | None, **extra: float) -> dict:
+    """{"epoch", "loss", "accuracy", "auc", "val_loss", ...} from (labels, scores) pairs."""
+    record: dict = {"epoch": epoch}
+    if train is not None and len(train[0]):
+        record.update(binary_metrics(*train))
+    if validation is not None and len(validation[0]):
+        record.update({f"val_{k}": v for k, v in binary_metrics(*validation).items()})
+    record.update(extra)
+    return record
+
+
+def with_suffix(path: Path, suffixes: tuple[str, ...]) -> Path:
+    """``path`` with the first of ``suffixes`` unless it already has one of them."""
+    return path if path.suffix in suffixes else path.with_suffix(suffixes[0])

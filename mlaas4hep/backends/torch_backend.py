@@ -1,0 +1,155 @@
+"""PyTorch models: ``model(idim)`` returns an ``nn.Module``; a default training loop.
+
+The module maps a float32 batch ``(n, idim)`` to one value per event: a
+logit (trained with ``BCEWithLogitsLoss``), or a probability when the module
+ends with ``nn.Sigmoid`` (trained with ``BCELoss``). Adam with learning
+rate 1e-3 unless the module has ``configure_training()`` returning
+``(loss_fn, optimizer)``. Per-epoch records have the same keys as Keras's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserError, describe
+from .common import Batches, EpochReport, epoch_record, with_suffix
+
+
+def import_torch() -> Any:
+    """Import torch, or say how to install the CPU build."""
+    try:
+        import torch
+    except ImportError:
+        raise UserError("PyTorch models need torch: pip install torch==2.13.0 (the CPU "
+                        "build; or the CUDA build for GPUs)") from None
+    return torch
+
+
+def is_torch_module(obj: Any) -> bool:
+    """True for a ``torch.nn.Module`` (without importing torch if not loaded)."""
+    return any(c.__module__.startswith("torch.nn") and c.__name__ == "Module"
+               for c in type(obj).__mro__)
+
+
+class TorchModel:
+    """Adapter with the train / predict / save calls of every backend."""
+
+    name = "pytorch"
+
+    def __init__(self, model: Any, *, where: str):
+        torch = import_torch()
+        self.torch = torch
+        self.model = model
+        self.where = where
+        self.n_features = 0
+        last = list(model.children())[-1] if list(model.children()) else None
+        self.outputs_probability = isinstance(last, torch.nn.Sigmoid)
+        if hasattr(model, "configure_training"):
+            try:
+                self.loss_fn, self.optimizer = model.configure_training()
+            except Exception as exc:
+                raise UserError(f"{where}: configure_training() must return (loss_fn, "
+                                f"optimizer): {exc}") from None
+        else:
+            self.loss_fn = (torch.nn.BCELoss() if self.outputs_probability
+                            else torch.nn.BCEWithLogitsLoss())
+            self.optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def _forward(self, X: np.ndarray) -> Any:
+        self.n_features = X.shape[1]
+        out = self.model(self.torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)))
+        if out.ndim == 2 and out.shape[1] == 1:
+            out = out[:, 0]
+        if out.ndim != 1:
+            raise UserError(f"{self.where}: the module must give one value per event, got "
+                            f"output shape {tuple(out.shape)}")
+        return out
+
+    def _probabilities(self, out: Any) -> np.ndarray:
+        prob = out if self.outputs_probability else self.torch.sigmoid(out)
+        return prob.detach().numpy().astype(np.float32)
+
+    def _epoch(self, batches: Iterator[tuple[np.ndarray, np.ndarray]]
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """One pass of optimisation; the labels and scores seen (for the epoch metrics)."""
+        self.model.train()
+        labels, scores = [], []
+        for X, y in batches:
+            if len(y) == 0:
+                continue
+            self.optimizer.zero_grad()
+            out = self._forward(X)
+            loss = self.loss_fn(out, self.torch.from_numpy(y.astype(np.float32)))
+            loss.backward()
+            self.optimizer.step()
+            labels.append(y)
+            scores.append(self._probabilities(out))
+        return _joined(labels, scores)
+
+    def _evaluate(self, batches: Iterator[tuple[np.ndarray, np.ndarray]]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        labels, scores = [], []
+        for X, y in batches:
+            labels.append(y)
+            scores.append(self.predict(X))
+        return _joined(labels, scores)
+
+    def fit_stream(self, train: Batches, validation: Batches | None, n_features: int, *,
+                   epochs: int, on_epoch: EpochReport) -> None:
+        """``epochs`` passes over batches produced anew for each epoch."""
+        for epoch in range(epochs):
+            seen = self._epoch(train())
+            checked = self._evaluate(validation()) if validation else None
+            if on_epoch(epoch_record(epoch, seen, checked)):
+                return
+
+    def fit_arrays(self, X: np.ndarray, y: np.ndarray, validation: tuple | None, *,
+                   epochs: int, batch_size: int, on_epoch: EpochReport) -> None:
+        """``epochs`` epochs on one chunk's arrays, reshuffled each epoch."""
+        generator = self.torch.Generator().manual_seed(int(self.torch.initial_seed()) % 2**31)
+
+        def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            order = self.torch.randperm(len(y), generator=generator).numpy()
+            for i in range(0, len(y), batch_size):
+                rows = order[i:i + batch_size]
+                yield X[rows], y[rows]
+
+        for epoch in range(epochs):
+            seen = self._epoch(batches())
+            checked = (validation[1], self.predict(validation[0])) if validation else None
+            if on_epoch(epoch_record(epoch, seen, checked)):
+                return
+
+    def predict(self, X: np.ndarray, batch_size: int = 8192) -> np.ndarray:
+        """Signal probabilities (one per event)."""
+        self.model.eval()
+        with self.torch.no_grad():
+            parts = [self._probabilities(self._forward(X[i:i + batch_size]))
+                     for i in range(0, len(X), batch_size)]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+    def save(self, path: Path) -> Path:
+        """``torch.export`` program (``.pt2``; ``torch.export.load(path).module()`` runs it
+        without the model's code), any batch size."""
+        path = with_suffix(path, (".pt2",))
+        self.model.eval()
+        torch = self.torch
+        example = torch.zeros(2, self.n_features)
+        try:
+            program = torch.export.export(self.model, (example,),
+                                          dynamic_shapes=({0: torch.export.Dim("batch")},))
+        except Exception as exc:
+            raise UserError(f"{self.where}: torch.export cannot export the module: "
+                            f"{describe(exc)}") from None
+        torch.export.save(program, str(path))
+        return path
+
+
+def _joined(labels: list[np.ndarray], scores: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    if not labels:
+        return np.zeros(0), np.zeros(0, dtype=np.float32)
+    return np.concatenate(labels), np.concatenate(scores)
