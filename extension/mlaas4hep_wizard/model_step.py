@@ -22,6 +22,9 @@ def knob_widget(knob: Knob) -> w.Widget:
     if knob.kind == "choice":
         return w.Dropdown(options=list(knob.choices), value=knob.default,
                           description=knob.label, style=style)
+    if knob.kind == "float" and knob.low >= 1:  # counts
+        return w.BoundedIntText(value=knob.default, min=knob.low, max=knob.high,
+                                description=knob.label, style=style)
     if knob.kind == "float" and knob.low > 0:
         return w.FloatLogSlider(value=knob.default, min=math.log10(knob.low),
                                 max=math.log10(knob.high), description=knob.label,
@@ -71,8 +74,10 @@ class ModelStep:
         show(self.message, "")
         if custom:
             self.knob_box.children = []
-            self.description.value = ("Write model(idim) returning a compiled Keras model, or "
-                                      "load a model.py from your home folder.")
+            self.description.value = (
+                "Write model(idim) returning a compiled Keras model or a torch.nn.Module, or "
+                "model() returning a scikit-learn estimator or an XGBClassifier; or load a "
+                "model.py from your home folder.")
             return
         self.description.value = template.description
         self.knobs = {k.name: knob_widget(k) for k in template.knobs}

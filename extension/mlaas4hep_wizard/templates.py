@@ -96,19 +96,86 @@ def model(idim):
 '''
 
 
-RENDERERS = {"Keras MLP": _keras_mlp}
+def _torch_mlp(v: dict[str, Any]) -> str:
+    layers, width = [], "idim"
+    for units in v["hidden_layers"]:
+        layers.append(f"            nn.Linear({width}, {units}), "
+                      f"{ACTIVATIONS_TORCH[v['activation']]},")
+        if v["dropout"] > 0:
+            layers.append(f"            nn.Dropout({v['dropout']:g}),")
+        width = str(units)
+    body = "\n".join(layers)
+    return f'''# PyTorch MLP made by the MLaaS4HEP wizard: one logit per event.
+import torch
+from torch import nn
+
+
+class MLP(nn.Module):
+    def __init__(self, idim):
+        super().__init__()
+        self.layers = nn.Sequential(
+{body}
+            nn.Linear({width}, 1))
+
+    def forward(self, x):
+        return self.layers(x)
+
+    def configure_training(self):
+        optimizer = torch.optim.Adam(self.parameters(), lr={v['learning_rate']:g})
+        return nn.BCEWithLogitsLoss(), optimizer
+
+
+def model(idim):
+    return MLP(idim)
+'''
+
+
+def _sklearn_gbt(v: dict[str, Any]) -> str:
+    return f'''# Gradient-boosted trees (scikit-learn, histogram) made by the MLaaS4HEP wizard.
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+
+def model():
+    return HistGradientBoostingClassifier(max_iter={int(v['trees'])}, max_depth={int(v['depth'])},
+                                          learning_rate={v['learning_rate']:g}, random_state=0)
+'''
+
+
+def _xgboost(v: dict[str, Any]) -> str:
+    return f'''# XGBoost made by the MLaaS4HEP wizard: trained from the chunk stream.
+from xgboost import XGBClassifier
+
+
+def model():
+    return XGBClassifier(n_estimators={int(v['trees'])}, max_depth={int(v['depth'])},
+                         learning_rate={v['learning_rate']:g}, tree_method="hist",
+                         early_stopping_rounds=10, random_state=0)
+'''
+
+
+ACTIVATIONS_TORCH = {"relu": "nn.ReLU()", "elu": "nn.ELU()", "tanh": "nn.Tanh()",
+                     "selu": "nn.SELU()"}
+RENDERERS = {"Keras MLP": _keras_mlp, "PyTorch MLP": _torch_mlp,
+             "Gradient-boosted trees (scikit-learn)": _sklearn_gbt, "XGBoost": _xgboost}
+MLP_KNOBS = (Knob("hidden_layers", "hidden layers", "128, 64", "layers"),
+             Knob("activation", "activation", "relu", "choice",
+                  choices=("relu", "elu", "tanh", "selu")),
+             Knob("dropout", "dropout", 0.5, "float", 0.0, 0.9),
+             Knob("learning_rate", "learning rate", 1e-3, "float", 1e-6, 1.0))
+TREE_KNOBS = (Knob("trees", "trees (max)", 200, "float", 1, 5000),
+              Knob("depth", "max depth", 4, "float", 1, 20),
+              Knob("learning_rate", "learning rate", 0.1, "float", 1e-4, 1.0))
 
 TEMPLATES: tuple[ModelTemplate, ...] = (
-    ModelTemplate(
-        "Keras MLP", "keras",
-        "The seed's multilayer perceptron: Dense layers with dropout, Adam, binary "
-        "cross-entropy.",
-        (Knob("hidden_layers", "hidden layers", "128, 64", "layers"),
-         Knob("activation", "activation", "relu", "choice", choices=("relu", "elu", "tanh",
-                                                                     "selu")),
-         Knob("dropout", "dropout", 0.5, "float", 0.0, 0.9),
-         Knob("learning_rate", "learning rate", 1e-3, "float", 1e-6, 1.0)),
-    ),
+    ModelTemplate("Keras MLP", "keras", "The seed's multilayer perceptron: Dense layers with "
+                  "dropout, Adam, binary cross-entropy.", MLP_KNOBS),
+    ModelTemplate("PyTorch MLP", "pytorch", "The same network in PyTorch (Linear layers, "
+                  "dropout, Adam, BCEWithLogitsLoss).", MLP_KNOBS),
+    ModelTemplate("Gradient-boosted trees (scikit-learn)", "scikit-learn",
+                  "HistGradientBoostingClassifier, fitted on the training split in memory.",
+                  TREE_KNOBS),
+    ModelTemplate("XGBoost", "xgboost", "Boosted decision trees trained from the chunk stream "
+                  "(external memory), early stopping on the validation split.", TREE_KNOBS),
 )
 
 

@@ -145,3 +145,18 @@ def test_stop_ends_the_run_after_the_current_epoch(home: Path) -> None:
     assert "stopped early" in text(t.message) and "stopped early" in text(wizard.results.summary)
     metrics = json.loads((t.output / "metrics.json").read_text())
     assert metrics["stopped"] is True and len(metrics["history"]) == len(t.history)
+
+
+def test_every_template_trains(home: Path) -> None:
+    """Each backend's template, as the Model tab makes it, trains to an AUC above 0.5."""
+    wizard = Wizard(home)
+    aucs = {}
+    for name in wizard.model.templates:
+        wizard.model.choice.value = name
+        train(wizard, epochs=1)
+        assert wizard.training.error is None, (name, wizard.training.error)
+        metrics = json.loads((wizard.training.output / "metrics.json").read_text())
+        aucs[name] = metrics["test"]["auc"]
+    assert set(aucs) == {"Keras MLP", "PyTorch MLP", "Gradient-boosted trees (scikit-learn)",
+                         "XGBoost"}
+    assert all(auc > 0.5 for auc in aucs.values()), aucs
