@@ -93,3 +93,4 @@ def test_torch_predictions_are_probabilities_and_reloadable(workdir: Path) -> No
     X = np.random.default_rng(0).random((5, n_features), dtype=np.float32)
     logits = reloaded(torch.from_numpy(X)).detach().numpy().reshape(-1)
     assert logits.shape == (5,) and np.all(np.isfinite(logits))
+
