@@ -66,7 +66,7 @@ class DataStep:
                           description="Remote file", layout=w.Layout(width="60%"))
         self.add_url = w.Button(description="Add URL", icon="plus")
         self.redirector = w.Text(placeholder="root://xrootd.ba.infn.it", description="Redirector",
-                                 layout=w.Layout(width="60%"))
+                                 continuous_update=False, layout=w.Layout(width="60%"))
         self.tree = w.Dropdown(options=[], description="Tree")
         self.table = w.VBox()
         self.on_change: list = []  # callbacks run when files or tree change
@@ -74,6 +74,7 @@ class DataStep:
         self.refresh.on_click(lambda _: self._rescan())
         self.add_url.on_click(lambda _: self._add_url())
         self.tree.observe(lambda _: self._tree_changed(), names="value")
+        self.redirector.observe(lambda _: (self._load_trees(), self._changed()), names="value")
         self.widget = w.VBox([
             w.HTML("<b>Choose ROOT files</b>: pick files in your home folder or paste URLs; "
                    "give each a label (1 = signal, 0 = background)."),
