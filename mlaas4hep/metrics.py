@@ -15,6 +15,20 @@ def binary_metrics(y: np.ndarray, score: np.ndarray) -> dict[str, float]:
     return {"loss": loss, "accuracy": accuracy, "auc": auc}
 
 
+def multiclass_metrics(y: np.ndarray, proba: np.ndarray, n_classes: int) -> dict[str, float]:
+    """Categorical cross-entropy, accuracy of the most probable class, and the macro
+    average of the one-vs-rest ROC AUCs."""
+    p = np.clip(proba.astype(np.float64), 1e-7, 1.0)
+    p = p / p.sum(axis=1, keepdims=True)
+    y = y.astype(np.int64)
+    loss = float(-np.mean(np.log(p[np.arange(len(y)), y])))
+    accuracy = float(np.mean(np.argmax(p, axis=1) == y))
+    present = np.unique(y)
+    auc = float(np.mean([roc_auc_score(y == k, p[:, k]) for k in present])) if len(
+        present) > 1 else float("nan")
+    return {"loss": loss, "accuracy": accuracy, "auc": auc}
+
+
 def roc_points(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """False- and true-positive rates of the ROC curve."""
     fpr, tpr, _ = roc_curve(y, score)

@@ -70,16 +70,17 @@ def _syntax_hint(exc: SyntaxError) -> str:
     return ""
 
 
-def build_model(path: str | Path, idim: int) -> Any:
-    """Call ``model(idim)`` (or ``model()``) from ``path`` and return the result."""
+def build_model(path: str | Path, idim: int, n_classes: int = 2) -> Any:
+    """Call ``model(idim)``, ``model(idim, n_classes)`` or ``model()`` from ``path``."""
     path = Path(path)
     factory = load_model_module(path).model
     try:
-        wants_dim = len(inspect.signature(factory).parameters) >= 1
+        wanted = len(inspect.signature(factory).parameters)
     except (TypeError, ValueError):
-        wants_dim = True
+        wanted = 1
+    arguments = (idim, n_classes)[:min(wanted, 2)]
     try:
-        built = factory(idim) if wants_dim else factory()
+        built = factory(*arguments)
     except Exception as exc:
         raise UserError(f"{_user_line(exc, path)}: model() failed: "
                         f"{_explain(exc)}") from None

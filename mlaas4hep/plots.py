@@ -91,6 +91,46 @@ def plot_scores(y: np.ndarray, score: np.ndarray, folder: Path) -> list[Path]:
     return _save(fig, folder / "scores")
 
 
+def plot_roc_per_class(y: np.ndarray, proba: np.ndarray, folder: Path) -> list[Path]:
+    """One-vs-rest ROC curve of every class (test split)."""
+    from sklearn.metrics import roc_auc_score
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for k in range(proba.shape[1]):
+        if 0 < np.sum(y == k) < len(y):
+            fpr, tpr = roc_points(y == k, proba[:, k])
+            auc = roc_auc_score(y == k, proba[:, k])
+            ax.plot(fpr, tpr, label=f"class {k} vs rest: AUC {auc:.4f}")
+    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=0.8, label="random")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title("ROC curves, one class vs the rest (test split)")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, folder / "roc")
+
+
+def plot_confusion(y: np.ndarray, proba: np.ndarray, folder: Path) -> list[Path]:
+    """Confusion matrix of the most probable class, normalised per true class."""
+    k = proba.shape[1]
+    counts = np.zeros((k, k))
+    np.add.at(counts, (y.astype(np.int64), np.argmax(proba, axis=1)), 1)
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.2 * k + 2.5, 1.2 * k + 2))
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, f"{share[i, j]:.2f}\n({int(counts[i, j])})", ha="center", va="center",
+                    color="white" if share[i, j] > 0.5 else "black", fontsize=8)
+    ax.set_xticks(range(k))
+    ax.set_yticks(range(k))
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title("Confusion matrix (test split)")
+    fig.colorbar(image, ax=ax, label="fraction of the true class")
+    return _save(fig, folder / "confusion")
+
+
 def plot_input_histograms(histograms: dict[str, dict[str, Any]], folder: Path) -> list[Path]:
     """One figure per input: signal vs background, before and after normalisation.
 

@@ -17,13 +17,12 @@ import numpy as np
 
 from .config import Params, Preproc, load_params, load_preproc, read_files_and_labels
 from .dataset import Dataset
-from .errors import UserError
-from .metrics import binary_metrics
 from .model_loader import build_model, load_model_module
 from .outputs import RunFolder, write_json
-from .plots import plot_history, plot_input_histograms, plot_roc, plot_scores
+from .plots import plot_history, plot_input_histograms
 from .reports import InputHistograms
 from .specs import Specs
+from .tasks import task_for
 from .train import EpochHook, StopCheck, predict_split, train
 
 log = logging.getLogger("mlaas4hep")
@@ -45,16 +44,6 @@ def load_inputs(files: str | Path, labels: str | Path, params: str | Path | None
                     load_preproc(preproc))
     log.info("model parameters: %s", loaded.params.to_dict())
     return loaded
-
-
-def _check_binary(pairs: list[tuple[str, int]], labels: str | Path) -> None:
-    found = sorted({label for _, label in pairs})
-    if not set(found) <= {0, 1}:
-        raise UserError(f"{labels}: labels must be 0 (background) or 1 (signal) for a binary "
-                        f"classifier, got {found}")
-    if found != [0, 1]:
-        raise UserError(f"{labels}: both labels 0 (background) and 1 (signal) are needed to "
-                        f"train a classifier, got only {found}")
 
 
 def _specs(data: Dataset, reuse: str | Path | None) -> tuple[Specs, float]:
@@ -82,7 +71,7 @@ def run_workflow(files: str | Path, labels: str | Path, model: str | Path,
     true`` in metrics.json).
     """
     inputs = load_inputs(files, labels, params, preproc, seed=seed)
-    _check_binary(inputs.pairs, labels)
+    task = task_for(inputs.pairs, labels)
     load_model_module(model)  # fail on a broken model.py before reading any data
     p = inputs.params
     started = time.perf_counter()
@@ -97,7 +86,8 @@ def run_workflow(files: str | Path, labels: str | Path, model: str | Path,
         from .backends.common import seed_everything
 
         seed_everything(p.seed)
-        adapter = adapter_for(build_model(model, spec.n_features), where=str(model))
+        adapter = adapter_for(build_model(model, spec.n_features, task.n_classes),
+                              where=str(model), task=task)
         t0 = time.perf_counter()
         history = train(adapter, data, spec, p, on_epoch, stop)
         train_seconds = time.perf_counter() - t0
@@ -105,10 +95,9 @@ def run_workflow(files: str | Path, labels: str | Path, model: str | Path,
         histograms = InputHistograms(spec, p.normalisation) if p.hist else None
         y, score = predict_split(adapter, data, spec,
                                  each_chunk=histograms.add if histograms else None)
-        test = binary_metrics(y, score)
+        test = task.metrics(y, score)
         model_path = adapter.save(work / fout)
-        plots = plot_history(history, work) + plot_roc(y, score, test["auc"], work)
-        plots += plot_scores(y, score, work)
+        plots = plot_history(history, work) + task.plots(y, score, test["auc"], work)
         if histograms is not None:
             plots += plot_input_histograms(histograms.result(), work / p.hist)
         write_json(work / "metrics.json", {
@@ -117,6 +106,8 @@ def run_workflow(files: str | Path, labels: str | Path, model: str | Path,
             "events": data.split_counts(spec),
             "n_features": spec.n_features,
             "training": p.training,
+            "task": task.name,
+            "classes": task.n_classes,
             "stopped": bool(stop and stop()),
             "backend": adapter.name,
             "model": model_path.name,

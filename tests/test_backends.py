@@ -94,3 +94,38 @@ def test_torch_predictions_are_probabilities_and_reloadable(workdir: Path) -> No
     logits = reloaded(torch.from_numpy(X)).detach().numpy().reshape(-1)
     assert logits.shape == (5,) and np.all(np.isfinite(logits))
 
+
+
+@pytest.fixture(scope="module")
+def three_classes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """background (0), signal (1) and a second signal sample (2), 2000 events each."""
+    from mlaas4hep.samples import make_sample
+
+    folder = tmp_path_factory.mktemp("three-classes")
+    names = [make_sample(folder / "background.root", 2000, "background", seed=1),
+             make_sample(folder / "signal.root", 2000, "signal", seed=2),
+             make_sample(folder / "signal-2.root", 2000, "signal", seed=3)]
+    (folder / "files.txt").write_text("".join(f"{n}\n" for n in names))
+    (folder / "labels.txt").write_text("0\n1\n2\n")
+    (folder / "params.json").write_text(json.dumps(
+        {"chunk_size": 2000, "epochs": 2, "training": "standard",
+         "identifier": ["runNo", "evtNo", "lumi"]}))
+    return folder
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in (MODELS / "multiclass").glob("*.py")))
+def test_multiclass_model_trains_with_workflow_py(example: str, three_classes: Path,
+                                                  tmp_path: Path) -> None:
+    done = subprocess.run([str(BIN / "workflow.py"), f"--files={three_classes / 'files.txt'}",
+                           f"--labels={three_classes / 'labels.txt'}",
+                           f"--params={three_classes / 'params.json'}",
+                           f"--model={MODELS / 'multiclass' / example}", "--out-dir=run"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["task"] == "3-class" and metrics["classes"] == 3
+    assert set(metrics["events"]["test"]) == {"0", "1", "2"}
+    assert metrics["test"]["auc"] > 0.5 and 0 < metrics["test"]["accuracy"] <= 1
+    assert "val_accuracy" in metrics["history"][-1]
+    for plot in ("confusion.png", "roc.png", "loss.png", "accuracy.png"):
+        assert (tmp_path / "run" / plot).stat().st_size > 1000, plot

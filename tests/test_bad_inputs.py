@@ -164,10 +164,13 @@ def test_model_file_mistakes(capsys, workdir: Path, seed_args: Callable, source:
     assert expected in fails(capsys, seed_args(), workdir)
 
 
-def test_labels_must_be_binary(capsys, workdir: Path, seed_args: Callable) -> None:
+def test_labels_must_be_binary_or_every_class_from_0(capsys, workdir: Path,
+                                                    seed_args: Callable) -> None:
     (workdir / "labels.txt").write_text("1\n2\n")
-    assert "labels must be 0 (background) or 1 (signal)" in fails(capsys, seed_args(),
-                                                                    workdir)
+    assert "labels must be 0 (background) and 1 (signal), or the classes 0, 1, ..., K-1" in fails(
+        capsys, seed_args(), workdir)
+    (workdir / "labels.txt").write_text("1\n1\n")
+    assert "at least two classes are needed" in fails(capsys, seed_args(), workdir)
 
 
 def test_existing_output_folder_needs_overwrite(capsys, workdir: Path,

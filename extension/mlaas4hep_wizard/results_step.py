@@ -58,7 +58,8 @@ class ResultsStep:
             f"<code>{html.escape(str(model))}</code>; all outputs in "
             f"<code>{html.escape(str(output))}</code>.</p>")
         self.roc.value = (output / "roc.png").read_bytes()
-        self.scores.value = (output / "scores.png").read_bytes()
+        second = output / "scores.png"  # binary; several classes have a confusion matrix
+        self.scores.value = (second if second.exists() else output / "confusion.png").read_bytes()
 
     @guarded(lambda self: self.message)
     def export(self) -> Path:

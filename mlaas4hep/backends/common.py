@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..metrics import binary_metrics
+from ..tasks import Task
 
 Batches = Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]
 """Makes a fresh pass of (X, y) batches (mini-batches or whole chunks)."""
@@ -35,15 +35,14 @@ def seed_everything(seed: int) -> None:
         torch.manual_seed(seed)
 
 
-def epoch_record(epoch: int, train: tuple[np.ndarray, np.ndarray] | None,
-                 validation: tuple[np.ndarray, np.ndarray] | None, **extra: float) -> dict:
+def epoch_record(task: Task, epoch: int, train: tuple[np.ndarray, np.ndarray] | None,
+                 validation: tuple[np.ndarray, np.ndarray] | None) -> dict:
     """{"epoch", "loss", "accuracy", "auc", "val_loss", ...} from (labels, scores) pairs."""
     record: dict = {"epoch": epoch}
     if train is not None and len(train[0]):
-        record.update(binary_metrics(*train))
+        record.update(task.metrics(*train))
     if validation is not None and len(validation[0]):
-        record.update({f"val_{k}": v for k, v in binary_metrics(*validation).items()})
-    record.update(extra)
+        record.update({f"val_{k}": v for k, v in task.metrics(*validation).items()})
     return record
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
+from ..tasks import Task
 from .common import Batches, EpochReport, with_suffix
 
 
@@ -35,8 +36,9 @@ class KerasModel:
 
     name = "keras"
 
-    def __init__(self, model: Any, *, where: str):
+    def __init__(self, model: Any, *, where: str, task: Task):
         keras = import_keras()
+        self.task = task
         if not getattr(model, "compiled", False) or model.optimizer is None:
             raise UserError(f"{where}: the Keras model is not compiled; call "
                             "model.compile(optimizer=..., loss=..., metrics=[...]) in model()")
@@ -50,7 +52,7 @@ class KerasModel:
         metrics = [m if isinstance(m, str) else keras.metrics.get(m)
                    for m in (config.get("metrics") or [])]
         names = {m if isinstance(m, str) else m.name for m in metrics}
-        if "auc" not in names:
+        if "auc" not in names and self.task.binary:  # Keras's AUC is for binary labels
             metrics.append(keras.metrics.AUC(name="auc"))
         if not names & {"accuracy", "acc", "binary_accuracy"}:
             metrics.append("accuracy")
@@ -84,10 +86,18 @@ class KerasModel:
                            callbacks=[_epoch_callback(on_epoch)])
 
     def predict(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-        """Signal scores in [0, 1] (one per event)."""
+        """Signal scores in [0, 1] (one per event), or class probabilities (n, K)."""
         if len(X) == 0:
-            return np.zeros(0, dtype=np.float32)
-        return np.asarray(self.model.predict(X, batch_size=batch_size, verbose=0)).reshape(-1)
+            return np.zeros((0,) if self.task.binary else (0, self.task.n_classes),
+                            dtype=np.float32)
+        out = np.asarray(self.model.predict(X, batch_size=batch_size, verbose=0))
+        if self.task.binary:
+            return out.reshape(-1)
+        if out.ndim != 2 or out.shape[1] != self.task.n_classes:
+            raise UserError(f"the model gives output shape {out.shape}; for "
+                            f"{self.task.n_classes} classes it needs "
+                            f"Dense({self.task.n_classes}, activation='softmax') last")
+        return out
 
     def save(self, path: Path) -> Path:
         """Save in Keras's native format (``.keras`` unless ``.h5`` is asked for)."""

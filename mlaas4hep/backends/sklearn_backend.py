@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..split import TRAIN, VALIDATION
+from ..tasks import Task
 from .common import EpochReport, epoch_record, with_suffix
 
 log = logging.getLogger("mlaas4hep")
@@ -52,8 +53,9 @@ class SklearnModel:
 
     name = "scikit-learn"
 
-    def __init__(self, model: Any, *, where: str):
+    def __init__(self, model: Any, *, where: str, task: Task):
         self.model = model
+        self.task = task
         self.where = where
         self.samples_seen = 0
         if not callable(getattr(model, "predict_proba", None)) and not callable(
@@ -83,12 +85,12 @@ class SklearnModel:
             for X, y in parts(TRAIN):
                 if len(y) == 0:
                     continue
-                self.model.partial_fit(X, y, classes=np.array([0, 1]))
+                self.model.partial_fit(X, y, classes=np.arange(self.task.n_classes))
                 self.samples_seen += len(y)
                 seen_y.append(y)
                 seen_score.append(self.predict(X))
             seen = (np.concatenate(seen_y), np.concatenate(seen_score)) if seen_y else None
-            if on_epoch(epoch_record(epoch, seen, self._evaluate(parts))):
+            if on_epoch(epoch_record(self.task, epoch, seen, self._evaluate(parts))):
                 return
 
     def _fit_in_memory(self, parts: ChunkParts, n_features: int, events: int,
@@ -107,7 +109,7 @@ class SklearnModel:
                  len(y), X.nbytes / 2**20)
         self.model.fit(X, y)
         self.samples_seen += len(y)
-        on_epoch(epoch_record(0, (y, self.predict(X)), self._evaluate(parts)))
+        on_epoch(epoch_record(self.task, 0, (y, self.predict(X)), self._evaluate(parts)))
 
     def _evaluate(self, parts: ChunkParts) -> tuple[np.ndarray, np.ndarray] | None:
         labels, scores = [], []
@@ -118,13 +120,20 @@ class SklearnModel:
         return (np.concatenate(labels), np.concatenate(scores)) if labels else None
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Signal probabilities (``predict_proba``; a logistic of ``decision_function``
-        for estimators without it)."""
+        """Signal probabilities, or class probabilities (n, K) for K classes
+        (``predict_proba``; a logistic/softmax of ``decision_function`` without it)."""
+        k = self.task.n_classes
         if len(X) == 0:
-            return np.zeros(0, dtype=np.float32)
+            return np.zeros((0,) if self.task.binary else (0, k), dtype=np.float32)
         if callable(getattr(self.model, "predict_proba", None)):
-            return self.model.predict_proba(X)[:, 1].astype(np.float32)
-        return (1 / (1 + np.exp(-self.model.decision_function(X)))).astype(np.float32)
+            proba = self.model.predict_proba(X)
+        else:
+            d = self.model.decision_function(X)
+            if d.ndim == 1:
+                return (1 / (1 + np.exp(-d))).astype(np.float32)
+            e = np.exp(d - d.max(axis=1, keepdims=True))
+            proba = e / e.sum(axis=1, keepdims=True)
+        return (proba[:, 1] if self.task.binary else proba).astype(np.float32)
 
     def save(self, path: Path) -> Path:
         """Pickle (``.pkl``; load with the same scikit-learn version)."""

@@ -2,9 +2,10 @@
 
 The module maps a float32 batch ``(n, idim)`` to one value per event: a
 logit (trained with ``BCEWithLogitsLoss``), or a probability when the module
-ends with ``nn.Sigmoid`` (trained with ``BCELoss``). Adam with learning
-rate 1e-3 unless the module has ``configure_training()`` returning
-``(loss_fn, optimizer)``. Per-epoch records have the same keys as Keras's.
+ends with ``nn.Sigmoid`` (trained with ``BCELoss``); for K classes, K logits
+per event (``CrossEntropyLoss``). Adam with learning rate 1e-3 unless the
+module has ``configure_training()`` returning ``(loss_fn, optimizer)``.
+Per-epoch records have the same keys as Keras's.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError, describe
+from ..tasks import Task
 from .common import Batches, EpochReport, epoch_record, with_suffix
 
 
@@ -40,8 +42,9 @@ class TorchModel:
 
     name = "pytorch"
 
-    def __init__(self, model: Any, *, where: str):
+    def __init__(self, model: Any, *, where: str, task: Task):
         torch = import_torch()
+        self.task = task
         self.torch = torch
         self.model = model
         self.where = where
@@ -55,13 +58,23 @@ class TorchModel:
                 raise UserError(f"{where}: configure_training() must return (loss_fn, "
                                 f"optimizer): {exc}") from None
         else:
-            self.loss_fn = (torch.nn.BCELoss() if self.outputs_probability
-                            else torch.nn.BCEWithLogitsLoss())
+            if not task.binary:
+                self.loss_fn = torch.nn.CrossEntropyLoss()
+            elif self.outputs_probability:
+                self.loss_fn = torch.nn.BCELoss()
+            else:
+                self.loss_fn = torch.nn.BCEWithLogitsLoss()
             self.optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def _forward(self, X: np.ndarray) -> Any:
         self.n_features = X.shape[1]
         out = self.model(self.torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)))
+        if not self.task.binary:
+            if out.ndim != 2 or out.shape[1] != self.task.n_classes:
+                raise UserError(f"{self.where}: for {self.task.n_classes} classes the module "
+                                f"must give {self.task.n_classes} logits per event, got output "
+                                f"shape {tuple(out.shape)}")
+            return out
         if out.ndim == 2 and out.shape[1] == 1:
             out = out[:, 0]
         if out.ndim != 1:
@@ -69,8 +82,16 @@ class TorchModel:
                             f"output shape {tuple(out.shape)}")
         return out
 
+    def _target(self, y: np.ndarray) -> Any:
+        if self.task.binary:
+            return self.torch.from_numpy(y.astype(np.float32))
+        return self.torch.from_numpy(y.astype(np.int64))
+
     def _probabilities(self, out: Any) -> np.ndarray:
-        prob = out if self.outputs_probability else self.torch.sigmoid(out)
+        if not self.task.binary:
+            prob = self.torch.softmax(out, dim=1)
+        else:
+            prob = out if self.outputs_probability else self.torch.sigmoid(out)
         return prob.detach().numpy().astype(np.float32)
 
     def _epoch(self, batches: Iterator[tuple[np.ndarray, np.ndarray]]
@@ -83,7 +104,7 @@ class TorchModel:
                 continue
             self.optimizer.zero_grad()
             out = self._forward(X)
-            loss = self.loss_fn(out, self.torch.from_numpy(y.astype(np.float32)))
+            loss = self.loss_fn(out, self._target(y))
             loss.backward()
             self.optimizer.step()
             labels.append(y)
@@ -104,7 +125,7 @@ class TorchModel:
         for epoch in range(epochs):
             seen = self._epoch(train())
             checked = self._evaluate(validation()) if validation else None
-            if on_epoch(epoch_record(epoch, seen, checked)):
+            if on_epoch(epoch_record(self.task, epoch, seen, checked)):
                 return
 
     def fit_arrays(self, X: np.ndarray, y: np.ndarray, validation: tuple | None, *,
@@ -121,7 +142,7 @@ class TorchModel:
         for epoch in range(epochs):
             seen = self._epoch(batches())
             checked = (validation[1], self.predict(validation[0])) if validation else None
-            if on_epoch(epoch_record(epoch, seen, checked)):
+            if on_epoch(epoch_record(self.task, epoch, seen, checked)):
                 return
 
     def predict(self, X: np.ndarray, batch_size: int = 8192) -> np.ndarray:

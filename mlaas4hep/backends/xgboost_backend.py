@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..split import TRAIN, VALIDATION
+from ..tasks import Task
 from .common import EpochReport, with_suffix
 
 log = logging.getLogger("mlaas4hep")
@@ -47,10 +48,11 @@ class XGBoostModel:
 
     name = "xgboost"
 
-    def __init__(self, model: Any, *, where: str):
+    def __init__(self, model: Any, *, where: str, task: Task):
         self.xgb = import_xgboost()
+        self.task = task
         if not isinstance(model, self.xgb.XGBClassifier):
-            raise UserError(f"{where}: model() returned a {type(model).__name__}; binary "
+            raise UserError(f"{where}: model() returned a {type(model).__name__}; "
                             "classification needs xgboost.XGBClassifier(...)")
         self.model = model
         self.where = where
@@ -82,7 +84,11 @@ class XGBoostModel:
                    on_epoch: EpochReport) -> None:
         """Boost ``n_estimators`` rounds (fewer with early stopping) from the stream."""
         params = {k: v for k, v in self.model.get_xgb_params().items() if v is not None}
-        params.update(objective="binary:logistic", eval_metric=["error", "auc", "logloss"])
+        if self.task.binary:
+            params.update(objective="binary:logistic", eval_metric=["error", "auc", "logloss"])
+        else:
+            params.update(objective="multi:softprob", num_class=self.task.n_classes,
+                          eval_metric=["merror", "auc", "mlogloss"])
         rounds = self.model.n_estimators or 100
         stopping = self.model.early_stopping_rounds or EARLY_STOPPING_ROUNDS
         with tempfile.TemporaryDirectory(prefix="mlaas4hep-xgb-") as cache:
@@ -103,6 +109,7 @@ class XGBoostModel:
 
     def _reporter(self, on_epoch: EpochReport) -> Any:
         xgb = self.xgb
+        prefix_m = "" if self.task.binary else "m"
 
         class Report(xgb.callback.TrainingCallback):
             def after_iteration(self, model: Any, epoch: int, evals_log: dict) -> bool:
@@ -110,17 +117,19 @@ class XGBoostModel:
                 for name, prefix in (("train", ""), ("validation", "val_")):
                     logs = evals_log.get(name, {})
                     if logs:
-                        record[f"{prefix}loss"] = float(logs["logloss"][-1])
-                        record[f"{prefix}accuracy"] = 1.0 - float(logs["error"][-1])
+                        record[f"{prefix}loss"] = float(logs[f"{prefix_m}logloss"][-1])
+                        record[f"{prefix}accuracy"] = 1.0 - float(logs[f"{prefix_m}error"][-1])
                         record[f"{prefix}auc"] = float(logs["auc"][-1])
                 return bool(on_epoch(record))
 
         return Report()
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Signal probabilities, with the best round when early stopping ended training."""
+        """Signal (or class) probabilities, from the best round when early stopping ended
+        training."""
         if len(X) == 0:
-            return np.zeros(0, dtype=np.float32)
+            return np.zeros((0,) if self.task.binary else (0, self.task.n_classes),
+                            dtype=np.float32)
         best = getattr(self.booster, "best_iteration", None)
         rounds = (0, best + 1) if best is not None else (0, 0)
         return self.booster.predict(self.xgb.DMatrix(X), iteration_range=rounds).astype(
