@@ -58,6 +58,9 @@ PARAMS_KEYS: tuple[Key, ...] = (
         "test metrics and plots"),
     Key("seed", (int,), 42, "seed for the split, shuffling and model initialisation "
         "(--seed overrides)"),
+    Key("target", (str,), "", "regression: the flat branch (or new branch) whose value the "
+        "model predicts; it is not an input. Empty = classification by the labels of "
+        "labels.txt (0/1, or 0..K-1 for K classes)"),
     Key("cache_mb", (int,), 1024, "prepared chunks are kept in memory up to this size so later "
         "epochs and the test pass do not re-read the files; 0 = always stream"),
     Key("threads", (int,), 0, "threads for ROOT decompression; 0 = number of CPU cores"),
@@ -104,6 +107,7 @@ class Params:
     validation_fraction: float = 0.2
     test_fraction: float = 0.2
     seed: int = 42
+    target: str = ""
     cache_mb: int = 1024
     threads: int = 0
 

@@ -43,9 +43,11 @@ class Chunk:
     mask: np.ndarray
     """uint8, same shape as X: 1 = real value, 0 = padding or non-finite."""
     y: np.ndarray
-    """Integer label per event."""
+    """What is learned: the integer label per event, or the target value (regression)."""
     split: np.ndarray
     """0 train, 1 validation, 2 test."""
+    label: np.ndarray
+    """The label of the event's file (labels.txt)."""
 
     def part(self, code: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(X, mask, y) of one split."""
@@ -55,7 +57,8 @@ class Chunk:
     @property
     def nbytes(self) -> int:
         """Memory held by the arrays."""
-        return self.X.nbytes + self.mask.nbytes + self.y.nbytes + self.split.nbytes
+        return (self.X.nbytes + self.mask.nbytes + self.y.nbytes + self.split.nbytes
+                + self.label.nbytes)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -168,9 +171,17 @@ class Dataset:
             order = np.random.default_rng([self.params.seed, raw.index]).permutation(
                 len(raw.labels))
         X, mask = to_matrix(raw.columns, specs.inputs, specs.widths, normalise, order)
+        y = self._target(raw) if self.params.target else raw.labels
         if order is None:
-            return Chunk(X, mask, raw.labels, raw.split)
-        return Chunk(X, mask, raw.labels[order], raw.split[order])
+            return Chunk(X, mask, y, raw.split, raw.labels)
+        return Chunk(X, mask, y[order], raw.split[order], raw.labels[order])
+
+    def _target(self, raw: RawChunk) -> np.ndarray:
+        value = raw.columns[self.params.target]
+        if not isinstance(value, np.ndarray) or value.ndim != 1:
+            raise UserError(f"params.json: target '{self.params.target}' must be a flat branch "
+                            "(one value per event)")
+        return value.astype(np.float32)
 
     def chunks(self, specs: Specs, *, desc: str = "reading") -> Iterator[Chunk]:
         """Training-ready chunks; kept in memory up to ``cache_mb`` for later passes."""

@@ -29,6 +29,12 @@ def multiclass_metrics(y: np.ndarray, proba: np.ndarray, n_classes: int) -> dict
     return {"loss": loss, "accuracy": accuracy, "auc": auc}
 
 
+def regression_metrics(y: np.ndarray, prediction: np.ndarray) -> dict[str, float]:
+    """Mean squared error (the loss) and mean absolute error."""
+    error = prediction.astype(np.float64) - y.astype(np.float64)
+    return {"loss": float(np.mean(error**2)), "mae": float(np.mean(np.abs(error)))}
+
+
 def roc_points(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """False- and true-positive rates of the ROC curve."""
     fpr, tpr, _ = roc_curve(y, score)

@@ -15,7 +15,7 @@ from matplotlib.ticker import MaxNLocator
 from .metrics import roc_points
 
 LABEL_NAMES = {1: "signal (1)", 0: "background (0)"}
-CURVES = {"loss": "Loss", "accuracy": "Accuracy", "auc": "AUC"}
+CURVES = {"loss": "Loss", "accuracy": "Accuracy", "auc": "AUC", "mae": "MAE"}
 
 
 def _save(fig: Any, path: Path, suffixes: tuple[str, ...] = (".png", ".pdf")) -> list[Path]:
@@ -129,6 +129,26 @@ def plot_confusion(y: np.ndarray, proba: np.ndarray, folder: Path) -> list[Path]
     ax.set_title("Confusion matrix (test split)")
     fig.colorbar(image, ax=ax, label="fraction of the true class")
     return _save(fig, folder / "confusion")
+
+
+def plot_regression(y: np.ndarray, prediction: np.ndarray, folder: Path) -> list[Path]:
+    """Predicted against true target (2D histogram) and the residuals (test split)."""
+    fig, (ax, res) = plt.subplots(1, 2, figsize=(10, 4.2))
+    lo, hi = np.percentile(np.concatenate([y, prediction]), [0.5, 99.5])
+    _, _, _, image = ax.hist2d(y, prediction, bins=50, range=[[lo, hi], [lo, hi]], cmin=1,
+                               cmap="viridis")
+    ax.plot([lo, hi], [lo, hi], color="red", lw=0.8, ls="--", label="prediction = truth")
+    ax.set_xlabel("true target")
+    ax.set_ylabel("predicted")
+    ax.set_title("Predicted vs true (test split)")
+    ax.legend(loc="upper left")
+    fig.colorbar(image, ax=ax, label="events")
+    residual = prediction - y
+    res.hist(residual, bins=60, histtype="step", lw=1.5)
+    res.set_xlabel("predicted - true")
+    res.set_ylabel("events")
+    res.set_title(f"Residuals: mean {residual.mean():.3g}, std {residual.std():.3g}")
+    return _save(fig, folder / "predicted")
 
 
 def plot_input_histograms(histograms: dict[str, dict[str, Any]], folder: Path) -> list[Path]:

@@ -32,8 +32,8 @@ class InputHistograms:
         """Accumulate one chunk (all splits)."""
         for name, cols in self.columns.items():
             values, real = chunk.X[:, cols], chunk.mask[:, cols] == 1
-            for label in np.unique(chunk.y):
-                rows = chunk.y == label
+            for label in np.unique(chunk.label):
+                rows = chunk.label == label
                 counts, _ = np.histogram(values[rows][real[rows]], bins=self.edges)
                 per_label = self.counts[name]
                 per_label[int(label)] = per_label.get(int(label), 0) + counts

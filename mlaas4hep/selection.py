@@ -73,6 +73,10 @@ def select_branches(tree: Any, params: Params, preproc: Preproc, *, path: str) -
     _check_known(params.selected_branches, available, f"params.json: selected_branches ({path})")
     _check_known(params.exclude_branches, available, f"params.json: exclude_branches ({path})")
     _check_known(params.identifier, available, f"params.json: identifier ({path})")
+    if params.target and params.target not in available and params.target not in new:
+        raise UserError(f"params.json: target: unknown branch '{params.target}' in {path}"
+                        f"{did_you_mean(params.target, [*available, *new])}")
+    target = [params.target] if params.target else []
     check_expression_names(preproc, available, path)
     _check_known([r for r in preproc.removed if r not in new], available,
                  f"preproc.json: keys_to_remove/remove ({path})")
@@ -92,12 +96,14 @@ def select_branches(tree: Any, params: Params, preproc: Preproc, *, path: str) -
                             f"{skipped[name]}")
 
     base = params.selected_branches or [n for n in available if n not in skipped]
-    dropped = set(params.exclude_branches) | set(params.identifier) | set(preproc.removed)
+    dropped = (set(params.exclude_branches) | set(params.identifier) | set(preproc.removed)
+               | set(target))
     inputs = [n for n in base if n not in dropped] + [n for n in new if n not in dropped]
     if not inputs:
         raise UserError("no input branches left after selected_branches, exclude_branches, "
                         "identifier and preproc.json removals")
-    needed = set(inputs) | set(params.identifier) | (preproc.names_used - set(new))
+    needed = (set(inputs) | set(params.identifier) | (preproc.names_used - set(new))
+              | (set(target) - set(new)))
     read = [n for n in available if n in needed]
     return Selection(read=read, inputs=inputs, identifiers=list(params.identifier),
                      skipped={k: v for k, v in skipped.items() if k in base or

@@ -26,6 +26,7 @@ from .tasks import task_for
 from .train import EpochHook, StopCheck, predict_split, train
 
 log = logging.getLogger("mlaas4hep")
+NAMES = {"auc": "AUC", "mae": "MAE", "loss": "loss", "accuracy": "accuracy"}
 
 
 @dataclass
@@ -71,7 +72,7 @@ def run_workflow(files: str | Path, labels: str | Path, model: str | Path,
     true`` in metrics.json).
     """
     inputs = load_inputs(files, labels, params, preproc, seed=seed)
-    task = task_for(inputs.pairs, labels)
+    task = task_for(inputs.pairs, labels, inputs.params.target)
     load_model_module(model)  # fail on a broken model.py before reading any data
     p = inputs.params
     started = time.perf_counter()
@@ -97,7 +98,7 @@ def run_workflow(files: str | Path, labels: str | Path, model: str | Path,
                                  each_chunk=histograms.add if histograms else None)
         test = task.metrics(y, score)
         model_path = adapter.save(work / fout)
-        plots = plot_history(history, work) + task.plots(y, score, test["auc"], work)
+        plots = plot_history(history, work) + task.plots(y, score, work)
         if histograms is not None:
             plots += plot_input_histograms(histograms.result(), work / p.hist)
         write_json(work / "metrics.json", {
@@ -118,8 +119,8 @@ def run_workflow(files: str | Path, labels: str | Path, model: str | Path,
         write_json(work / "preproc.json", inputs.preproc.source)
         (work / "files.txt").write_text("".join(f"{f}\n" for f, _ in inputs.pairs))
         (work / "labels.txt").write_text("".join(f"{lab}\n" for _, lab in inputs.pairs))
-        log.info("test split: %d events, AUC %.4f, accuracy %.4f, loss %.4f", len(y),
-                 test["auc"], test["accuracy"], test["loss"])
+        log.info("test split: %d events, %s", len(y),
+                 ", ".join(f"{NAMES.get(k, k)} {v:.4f}" for k, v in test.items()))
     log.info("outputs (model %s, metrics.json, %d plots) in %s", model_path.name, len(plots),
              folder.final)
     return folder.final

@@ -129,3 +129,24 @@ def test_multiclass_model_trains_with_workflow_py(example: str, three_classes: P
     assert "val_accuracy" in metrics["history"][-1]
     for plot in ("confusion.png", "roc.png", "loss.png", "accuracy.png"):
         assert (tmp_path / "run" / plot).stat().st_size > 1000, plot
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in (MODELS / "regression").glob("*.py")))
+def test_regression_model_trains_with_workflow_py(example: str, workdir: Path) -> None:
+    """HT (the scalar sum of jet pT) predicted from the other branches."""
+    edit_json(workdir / "params.json", chunk_size=2000, epochs=3, training="standard",
+              target="HT")
+    done = subprocess.run([str(BIN / "workflow.py"), "--files=files.txt", "--labels=labels.txt",
+                           f"--model={MODELS / 'regression' / example}", "--params=params.json",
+                           "--preproc=preproc.json", "--out-dir=run"],
+                          cwd=workdir, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((workdir / "run" / "metrics.json").read_text())
+    assert metrics["task"] == "regression"
+    assert {"loss", "mae"} <= set(metrics["test"]) and "auc" not in metrics["test"]
+    assert {"loss", "mae", "val_loss", "val_mae"} <= set(metrics["history"][-1])
+    specs = json.loads((workdir / "run" / "global-specs.json").read_text())
+    assert "HT" not in specs["inputs"]
+    for plot in ("predicted.png", "loss.png", "mae.png"):
+        assert (workdir / "run" / plot).stat().st_size > 1000, plot
+    assert not (workdir / "run" / "roc.png").exists()

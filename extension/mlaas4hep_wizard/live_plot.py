@@ -14,11 +14,12 @@ from mlaas4hep.plots import CURVES, draw_history
 
 
 def render_history(history: list[dict[str, Any]]) -> tuple[bytes, dict[str, int]]:
-    """PNG of the three panels, and the number of points drawn per curve
-    (``loss``, ``val_loss``, ...), which is one per epoch record."""
-    fig, axes = plt.subplots(1, len(CURVES), figsize=(13, 3.4))
+    """PNG of one panel per metric in the records (loss, accuracy, AUC, MAE), and the number
+    of points drawn per curve (``loss``, ``val_loss``, ...): one per epoch record."""
+    keys = [k for k in CURVES if any(k in h for h in history)] or ["loss", "accuracy", "auc"]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.4 * len(keys), 3.4), squeeze=False)
     points: dict[str, int] = {}
-    for ax, key in zip(axes, CURVES, strict=True):
+    for ax, key in zip(axes[0], keys, strict=True):
         draw_history(ax, history, key)
         for line in ax.lines:
             if line.get_label() in ("training", "validation"):

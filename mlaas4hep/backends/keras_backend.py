@@ -52,10 +52,14 @@ class KerasModel:
         metrics = [m if isinstance(m, str) else keras.metrics.get(m)
                    for m in (config.get("metrics") or [])]
         names = {m if isinstance(m, str) else m.name for m in metrics}
-        if "auc" not in names and self.task.binary:  # Keras's AUC is for binary labels
-            metrics.append(keras.metrics.AUC(name="auc"))
-        if not names & {"accuracy", "acc", "binary_accuracy"}:
-            metrics.append("accuracy")
+        if self.task.regression:
+            if "mae" not in names:
+                metrics.append("mae")
+        else:
+            if "auc" not in names and self.task.binary:  # Keras's AUC is for binary labels
+                metrics.append(keras.metrics.AUC(name="auc"))
+            if not names & {"accuracy", "acc", "binary_accuracy"}:
+                metrics.append("accuracy")
         self.model.compile(optimizer=self.model.optimizer, loss=self.model.loss,
                            metrics=metrics)
 
@@ -88,10 +92,10 @@ class KerasModel:
     def predict(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
         """Signal scores in [0, 1] (one per event), or class probabilities (n, K)."""
         if len(X) == 0:
-            return np.zeros((0,) if self.task.binary else (0, self.task.n_classes),
+            return np.zeros((0, self.task.n_classes) if self.task.multiclass else (0,),
                             dtype=np.float32)
         out = np.asarray(self.model.predict(X, batch_size=batch_size, verbose=0))
-        if self.task.binary:
+        if self.task.binary or self.task.regression:
             return out.reshape(-1)
         if out.ndim != 2 or out.shape[1] != self.task.n_classes:
             raise UserError(f"the model gives output shape {out.shape}; for "

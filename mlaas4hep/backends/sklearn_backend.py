@@ -58,8 +58,8 @@ class SklearnModel:
         self.task = task
         self.where = where
         self.samples_seen = 0
-        if not callable(getattr(model, "predict_proba", None)) and not callable(
-                getattr(model, "decision_function", None)):
+        scores = ("predict_proba", "decision_function")
+        if not task.regression and not any(callable(getattr(model, m, None)) for m in scores):
             raise UserError(f"{where}: {type(model).__name__} gives neither predict_proba nor "
                             "decision_function; a classifier is needed (e.g. "
                             "SVC(probability=True))")
@@ -85,7 +85,10 @@ class SklearnModel:
             for X, y in parts(TRAIN):
                 if len(y) == 0:
                     continue
-                self.model.partial_fit(X, y, classes=np.arange(self.task.n_classes))
+                if self.task.regression:
+                    self.model.partial_fit(X, y)
+                else:
+                    self.model.partial_fit(X, y, classes=np.arange(self.task.n_classes))
                 self.samples_seen += len(y)
                 seen_y.append(y)
                 seen_score.append(self.predict(X))
@@ -123,6 +126,9 @@ class SklearnModel:
         """Signal probabilities, or class probabilities (n, K) for K classes
         (``predict_proba``; a logistic/softmax of ``decision_function`` without it)."""
         k = self.task.n_classes
+        if self.task.regression:
+            return self.model.predict(X).astype(np.float32) if len(X) else np.zeros(
+                0, dtype=np.float32)
         if len(X) == 0:
             return np.zeros((0,) if self.task.binary else (0, k), dtype=np.float32)
         if callable(getattr(self.model, "predict_proba", None)):

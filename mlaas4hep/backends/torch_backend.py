@@ -58,7 +58,9 @@ class TorchModel:
                 raise UserError(f"{where}: configure_training() must return (loss_fn, "
                                 f"optimizer): {exc}") from None
         else:
-            if not task.binary:
+            if task.regression:
+                self.loss_fn = torch.nn.MSELoss()
+            elif not task.binary:
                 self.loss_fn = torch.nn.CrossEntropyLoss()
             elif self.outputs_probability:
                 self.loss_fn = torch.nn.BCELoss()
@@ -69,7 +71,7 @@ class TorchModel:
     def _forward(self, X: np.ndarray) -> Any:
         self.n_features = X.shape[1]
         out = self.model(self.torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)))
-        if not self.task.binary:
+        if self.task.multiclass:
             if out.ndim != 2 or out.shape[1] != self.task.n_classes:
                 raise UserError(f"{self.where}: for {self.task.n_classes} classes the module "
                                 f"must give {self.task.n_classes} logits per event, got output "
@@ -83,12 +85,14 @@ class TorchModel:
         return out
 
     def _target(self, y: np.ndarray) -> Any:
-        if self.task.binary:
+        if self.task.binary or self.task.regression:
             return self.torch.from_numpy(y.astype(np.float32))
         return self.torch.from_numpy(y.astype(np.int64))
 
     def _probabilities(self, out: Any) -> np.ndarray:
-        if not self.task.binary:
+        if self.task.regression:
+            prob = out
+        elif not self.task.binary:
             prob = self.torch.softmax(out, dim=1)
         else:
             prob = out if self.outputs_probability else self.torch.sigmoid(out)

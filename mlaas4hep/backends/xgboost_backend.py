@@ -51,9 +51,10 @@ class XGBoostModel:
     def __init__(self, model: Any, *, where: str, task: Task):
         self.xgb = import_xgboost()
         self.task = task
-        if not isinstance(model, self.xgb.XGBClassifier):
+        wanted = self.xgb.XGBRegressor if task.regression else self.xgb.XGBClassifier
+        if not isinstance(model, wanted):
             raise UserError(f"{where}: model() returned a {type(model).__name__}; "
-                            "classification needs xgboost.XGBClassifier(...)")
+                            f"{task.name} needs xgboost.{wanted.__name__}(...)")
         self.model = model
         self.where = where
         self.booster: Any = None
@@ -84,7 +85,9 @@ class XGBoostModel:
                    on_epoch: EpochReport) -> None:
         """Boost ``n_estimators`` rounds (fewer with early stopping) from the stream."""
         params = {k: v for k, v in self.model.get_xgb_params().items() if v is not None}
-        if self.task.binary:
+        if self.task.regression:
+            params.update(objective="reg:squarederror", eval_metric=["mae", "rmse"])
+        elif self.task.binary:
             params.update(objective="binary:logistic", eval_metric=["error", "auc", "logloss"])
         else:
             params.update(objective="multi:softprob", num_class=self.task.n_classes,
@@ -116,7 +119,10 @@ class XGBoostModel:
                 record: dict = {"epoch": epoch}
                 for name, prefix in (("train", ""), ("validation", "val_")):
                     logs = evals_log.get(name, {})
-                    if logs:
+                    if logs and "rmse" in logs:
+                        record[f"{prefix}loss"] = float(logs["rmse"][-1]) ** 2
+                        record[f"{prefix}mae"] = float(logs["mae"][-1])
+                    elif logs:
                         record[f"{prefix}loss"] = float(logs[f"{prefix_m}logloss"][-1])
                         record[f"{prefix}accuracy"] = 1.0 - float(logs[f"{prefix_m}error"][-1])
                         record[f"{prefix}auc"] = float(logs["auc"][-1])
@@ -128,7 +134,7 @@ class XGBoostModel:
         """Signal (or class) probabilities, from the best round when early stopping ended
         training."""
         if len(X) == 0:
-            return np.zeros((0,) if self.task.binary else (0, self.task.n_classes),
+            return np.zeros((0, self.task.n_classes) if self.task.multiclass else (0,),
                             dtype=np.float32)
         best = getattr(self.booster, "best_iteration", None)
         rounds = (0, best + 1) if best is not None else (0, 0)
