@@ -61,6 +61,9 @@ PARAMS_KEYS: tuple[Key, ...] = (
     Key("target", (str,), "", "regression: the flat branch (or new branch) whose value the "
         "model predicts; it is not an input. Empty = classification by the labels of "
         "labels.txt (0/1, or 0..K-1 for K classes)"),
+    Key("class_weight", (str, dict), "", "weights of the classes in the training loss: "
+        "'balanced' (inverse to each class's training events) or {\"0\": 1.0, \"1\": 3.0}; "
+        "empty = all 1; reported in metrics.json"),
     Key("cache_mb", (int,), 1024, "prepared chunks are kept in memory up to this size so later "
         "epochs and the test pass do not re-read the files; 0 = always stream"),
     Key("threads", (int,), 0, "threads for ROOT decompression; 0 = number of CPU cores"),
@@ -108,6 +111,7 @@ class Params:
     test_fraction: float = 0.2
     seed: int = 42
     target: str = ""
+    class_weight: str | dict[str, float] = ""
     cache_mb: int = 1024
     threads: int = 0
 
@@ -168,7 +172,7 @@ def read_json(path: str | Path) -> Any:
 
 def _type_name(types: tuple[type, ...]) -> str:
     names = {bool: "true/false", int: "an integer", float: "a number", str: "a string",
-             list: "a list of strings"}
+             list: "a list of strings", dict: "an object {...}"}
     return " or ".join(names[t] for t in types)
 
 
@@ -238,8 +242,22 @@ def _check_ranges(p: Params, where: str) -> None:
     if p.test_fraction == 0:
         raise UserError(f"{where}: key 'test_fraction' must be above 0: the final metrics "
                         "are computed on the test split")
+    _check_class_weight(p.class_weight, where)
     if p.cache_mb < 0 or p.threads < 0:
         raise UserError(f"{where}: keys 'cache_mb' and 'threads' must be 0 or more")
+
+
+def _check_class_weight(value: str | dict[str, float], where: str) -> None:
+    if isinstance(value, str):
+        if value not in ("", "balanced"):
+            raise UserError(f"{where}: key 'class_weight' must be 'balanced' or an object such "
+                            f"as {{\"0\": 1.0, \"1\": 3.0}}, got {value!r}")
+        return
+    for label, weight in value.items():
+        if not label.isdigit() or isinstance(weight, bool) or not isinstance(
+                weight, (int, float)) or weight <= 0:
+            raise UserError(f"{where}: key 'class_weight' maps class labels (\"0\", \"1\", ...) "
+                            f"to positive numbers, got {json.dumps({label: weight})}")
 
 
 def _flag(value: Any, where: str) -> bool:

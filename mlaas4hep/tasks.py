@@ -69,6 +69,27 @@ class Task:
         return plot_roc_per_class(y, score, folder) + plot_confusion(y, score, folder)
 
 
+def class_weights(params_weight: str | dict[str, float], task: Task,
+                  train_events: dict[int, int]) -> dict[int, float] | None:
+    """Weight per class from params.json's class_weight ('balanced' uses the training events
+    per class), or None when all are 1."""
+    if not params_weight:
+        return None
+    if task.regression:
+        raise UserError("params.json: class_weight applies to classification; remove it "
+                        "(or 'target') for a regression")
+    classes = range(task.n_classes)
+    if params_weight == "balanced":
+        total = sum(train_events.values())
+        return {k: total / (task.n_classes * max(train_events.get(k, 0), 1)) for k in classes}
+    weights = {int(k): float(v) for k, v in dict(params_weight).items()}
+    unknown = sorted(set(weights) - set(classes))
+    if unknown:
+        raise UserError(f"params.json: class_weight names class(es) {unknown}, but the labels "
+                        f"are {list(classes)}")
+    return {k: weights.get(k, 1.0) for k in classes}
+
+
 def task_for(pairs: list[tuple[str, int]], labels: str | Path, target: str = "") -> Task:
     """The task: regression when a target branch is given, else classification by the
     labels of labels.txt (0/1, or 0..K-1 with every value used)."""

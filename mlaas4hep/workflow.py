@@ -22,11 +22,12 @@ from .outputs import RunFolder, write_json
 from .plots import plot_history, plot_input_histograms
 from .reports import InputHistograms
 from .specs import Specs
-from .tasks import task_for
+from .tasks import class_weights, task_for
 from .train import EpochHook, StopCheck, predict_split, train
 
 log = logging.getLogger("mlaas4hep")
-NAMES = {"auc": "AUC", "mae": "MAE", "loss": "loss", "accuracy": "accuracy"}
+NAMES = {"auc": "AUC", "mae": "MAE", "signal_efficiency": "signal efficiency at 0.5",
+         "background_efficiency": "background efficiency at 0.5"}
 
 
 @dataclass
@@ -89,6 +90,13 @@ def run_workflow(files: str | Path, labels: str | Path, model: str | Path,
         seed_everything(p.seed)
         adapter = adapter_for(build_model(model, spec.n_features, task.n_classes),
                               where=str(model), task=task)
+        train_events: dict[int, int] = {}
+        for f in spec.files:
+            train_events[f["label"]] = train_events.get(f["label"], 0) + f["train"]
+        adapter.class_weight = class_weights(p.class_weight, task, train_events)
+        if adapter.class_weight:
+            log.info("class weights: %s", ", ".join(
+                f"class {k} x{w:.3f}" for k, w in adapter.class_weight.items()))
         t0 = time.perf_counter()
         history = train(adapter, data, spec, p, on_epoch, stop)
         train_seconds = time.perf_counter() - t0
@@ -97,6 +105,9 @@ def run_workflow(files: str | Path, labels: str | Path, model: str | Path,
         y, score = predict_split(adapter, data, spec,
                                  each_chunk=histograms.add if histograms else None)
         test = task.metrics(y, score)
+        if task.binary:  # the working point score >= 0.5
+            test["signal_efficiency"] = float(np.mean(score[y == 1] >= 0.5))
+            test["background_efficiency"] = float(np.mean(score[y == 0] >= 0.5))
         model_path = adapter.save(work / fout)
         plots = plot_history(history, work) + task.plots(y, score, work)
         if histograms is not None:
@@ -109,6 +120,7 @@ def run_workflow(files: str | Path, labels: str | Path, model: str | Path,
             "training": p.training,
             "task": task.name,
             "classes": task.n_classes,
+            "class_weight": {str(k): w for k, w in (adapter.class_weight or {}).items()},
             "stopped": bool(stop and stop()),
             "backend": adapter.name,
             "model": model_path.name,

@@ -46,6 +46,14 @@ def epoch_record(task: Task, epoch: int, train: tuple[np.ndarray, np.ndarray] | 
     return record
 
 
+def sample_weights(y: np.ndarray, class_weight: dict[int, float] | None) -> np.ndarray | None:
+    """The weight of each event's class (None without class weights)."""
+    if not class_weight:
+        return None
+    table = np.array([class_weight[k] for k in range(len(class_weight))], dtype=np.float32)
+    return table[y.astype(np.int64)]
+
+
 def with_suffix(path: Path, suffixes: tuple[str, ...]) -> Path:
     """``path`` with the first of ``suffixes`` unless it already has one of them."""
     return path if path.suffix in suffixes else path.with_suffix(suffixes[0])

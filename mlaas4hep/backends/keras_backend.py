@@ -39,6 +39,7 @@ class KerasModel:
     def __init__(self, model: Any, *, where: str, task: Task):
         keras = import_keras()
         self.task = task
+        self.class_weight: dict[int, float] | None = None
         if not getattr(model, "compiled", False) or model.optimizer is None:
             raise UserError(f"{where}: the Keras model is not compiled; call "
                             "model.compile(optimizer=..., loss=..., metrics=[...]) in model()")
@@ -67,6 +68,7 @@ class KerasModel:
                    epochs: int, batch_size: int, on_epoch: EpochReport) -> None:
         """Train ``epochs`` epochs on arrays (one chunk), reporting each epoch."""
         self.model.fit(X, y.astype(np.float32), validation_data=validation, epochs=epochs,
+                       class_weight=self.class_weight,
                        batch_size=batch_size, shuffle=True, verbose=0,
                        callbacks=[_epoch_callback(on_epoch)])
 
@@ -86,6 +88,7 @@ class KerasModel:
             # data"; it then uses that number of batches for every later epoch
             warnings.filterwarnings("ignore", message="Your input ran out of data")
             self.model.fit(dataset(train), epochs=epochs, verbose=0, shuffle=False,
+                           class_weight=self.class_weight,
                            validation_data=dataset(validation) if validation else None,
                            callbacks=[_epoch_callback(on_epoch)])
 

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import UserError
 from ..split import TRAIN, VALIDATION
 from ..tasks import Task
-from .common import EpochReport, epoch_record, with_suffix
+from .common import EpochReport, epoch_record, sample_weights, with_suffix
 
 log = logging.getLogger("mlaas4hep")
 
@@ -58,6 +58,7 @@ class SklearnModel:
         self.task = task
         self.where = where
         self.samples_seen = 0
+        self.class_weight: dict[int, float] | None = None
         scores = ("predict_proba", "decision_function")
         if not task.regression and not any(callable(getattr(model, m, None)) for m in scores):
             raise UserError(f"{where}: {type(model).__name__} gives neither predict_proba nor "
@@ -88,7 +89,7 @@ class SklearnModel:
                 if self.task.regression:
                     self.model.partial_fit(X, y)
                 else:
-                    self.model.partial_fit(X, y, classes=np.arange(self.task.n_classes))
+                    self._call("partial_fit", X, y, classes=np.arange(self.task.n_classes))
                 self.samples_seen += len(y)
                 seen_y.append(y)
                 seen_score.append(self.predict(X))
@@ -110,9 +111,22 @@ class SklearnModel:
         X, y = _gather(parts(TRAIN))
         log.info("%s: fit on %d training events in memory (%.0f MB)", type(self.model).__name__,
                  len(y), X.nbytes / 2**20)
-        self.model.fit(X, y)
+        self._call("fit", X, y)
         self.samples_seen += len(y)
         on_epoch(epoch_record(self.task, 0, (y, self.predict(X)), self._evaluate(parts)))
+
+    def _call(self, method: str, X: np.ndarray, y: np.ndarray, **kwargs: Any) -> None:
+        weights = sample_weights(y, self.class_weight)
+        if weights is None:
+            getattr(self.model, method)(X, y, **kwargs)
+            return
+        try:
+            getattr(self.model, method)(X, y, sample_weight=weights, **kwargs)
+        except TypeError as exc:
+            if "sample_weight" not in str(exc):
+                raise
+            raise UserError(f"{self.where}: {type(self.model).__name__}.{method} takes no "
+                            "sample weights; remove class_weight from params.json") from None
 
     def _evaluate(self, parts: ChunkParts) -> tuple[np.ndarray, np.ndarray] | None:
         labels, scores = [], []

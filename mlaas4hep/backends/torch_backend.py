@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import UserError, describe
 from ..tasks import Task
-from .common import Batches, EpochReport, epoch_record, with_suffix
+from .common import Batches, EpochReport, epoch_record, sample_weights, with_suffix
 
 
 def import_torch() -> Any:
@@ -45,6 +45,7 @@ class TorchModel:
     def __init__(self, model: Any, *, where: str, task: Task):
         torch = import_torch()
         self.task = task
+        self.class_weight: dict[int, float] | None = None
         self.torch = torch
         self.model = model
         self.where = where
@@ -84,6 +85,19 @@ class TorchModel:
                             f"output shape {tuple(out.shape)}")
         return out
 
+    def _loss(self, out: Any, y: np.ndarray) -> Any:
+        weights = sample_weights(y, self.class_weight)
+        if weights is None:
+            return self.loss_fn(out, self._target(y))
+        reduction = self.loss_fn.reduction
+        self.loss_fn.reduction = "none"
+        try:
+            each = self.loss_fn(out, self._target(y))
+        finally:
+            self.loss_fn.reduction = reduction
+        w = self.torch.from_numpy(weights)
+        return (each * w).sum() / w.sum()
+
     def _target(self, y: np.ndarray) -> Any:
         if self.task.binary or self.task.regression:
             return self.torch.from_numpy(y.astype(np.float32))
@@ -108,7 +122,7 @@ class TorchModel:
                 continue
             self.optimizer.zero_grad()
             out = self._forward(X)
-            loss = self.loss_fn(out, self._target(y))
+            loss = self._loss(out, y)
             loss.backward()
             self.optimizer.step()
             labels.append(y)

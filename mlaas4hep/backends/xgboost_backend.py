@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import UserError
 from ..split import TRAIN, VALIDATION
 from ..tasks import Task
-from .common import EpochReport, with_suffix
+from .common import EpochReport, sample_weights, with_suffix
 
 log = logging.getLogger("mlaas4hep")
 
@@ -58,9 +58,10 @@ class XGBoostModel:
         self.model = model
         self.where = where
         self.booster: Any = None
+        self.class_weight: dict[int, float] | None = None
 
     def _iterator(self, parts: ChunkParts, split: int, cache: str) -> Any:
-        xgb = self.xgb
+        xgb, class_weight = self.xgb, self.class_weight
 
         class Chunks(xgb.DataIter):
             def __init__(self) -> None:
@@ -72,7 +73,7 @@ class XGBoostModel:
                     self._parts = parts(split)
                 for X, y in self._parts:
                     if len(y):
-                        input_data(data=X, label=y)
+                        input_data(data=X, label=y, weight=sample_weights(y, class_weight))
                         return True
                 return False
 
