@@ -48,7 +48,8 @@ system-deps: $(VENV)/.system-deps
 venv: $(VENV)/.installed
 node-deps: $(VENV)/.node-deps
 
-$(DEV_STATE)/examples/.ready: venv
+$(DEV_STATE)/examples/.ready: venv extension/notebooks mlaas4hep/examples/model.py \
+		mlaas4hep/examples/params.json mlaas4hep/examples/preproc.json
 	@mkdir -p $(DEV_STATE)/examples
 	cp -r extension/notebooks/. mlaas4hep/examples/model.py mlaas4hep/examples/params.json \
 	  mlaas4hep/examples/preproc.json $(DEV_STATE)/examples/

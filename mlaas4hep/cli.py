@@ -55,7 +55,7 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--files", required=True, help="text file listing ROOT files "
                         "(local paths, root://, https:// or /store/ with a redirector)")
     parser.add_argument("--labels", required=True, help="text file with one label per file "
-                        "(1 signal, 0 background)")
+                        "(1 signal, 0 background; 0..K-1 for K classes)")
     parser.add_argument("--params", help="params.json (see keys below); default: all defaults")
     parser.add_argument("--preproc", help="preproc.json: new branches and cuts")
     parser.add_argument("--specs", help="a global-specs.json to reuse; it is used only if it "
@@ -67,18 +67,23 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
 def _workflow_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Train a signal-vs-background model on ROOT files: specs pass, "
+        description="Train a model on ROOT files: signal vs background (labels 0/1), K "
+        "classes (labels 0..K-1) or a regression (params 'target'). Specs pass, "
         "preprocessing, flattening, normalisation, training, test metrics and plots.\n\n"
-        f"  {EXAMPLE}\n\nOutputs (one folder): the model, metrics.json, loss/accuracy/auc/"
-        "roc/scores plots (PNG+PDF), global-specs.json, run.log and the params, preproc, "
-        "files and labels actually used.",
+        f"  {EXAMPLE}\n\nOutputs (one folder): the model, metrics.json, curves per epoch "
+        "and roc/scores (binary), roc/confusion (classes) or predicted (regression) plots "
+        "(PNG+PDF), global-specs.json, run.log and the params, preproc, files and labels "
+        "actually used.",
         epilog=keys_help())
     _data_options(parser)
-    parser.add_argument("--model", required=True, help="model.py defining model(idim) that "
-                        "returns a compiled Keras model")
+    parser.add_argument("--model", required=True, help="model.py defining model(idim) (or "
+                        "model(idim, n_classes), or model()) that returns a compiled Keras "
+                        "model, a torch.nn.Module, a scikit-learn estimator or an XGBoost "
+                        "model; examples in mlaas4hep/examples/models/")
     parser.add_argument("--out-dir", help="output folder (default: mlaas4hep-runs/<date-time>)")
     parser.add_argument("--fout", default="model.keras", help="file name of the saved model "
-                        "inside the output folder (default: model.keras)")
+                        "inside the output folder (default: model.keras; the suffix follows "
+                        "the library: .pt2 PyTorch, .pkl scikit-learn, .json XGBoost)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing "
                         "--out-dir (only once the new run has completed)")
     return parser
