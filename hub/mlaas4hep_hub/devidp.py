@@ -159,7 +159,7 @@ class DevIdP:
         users: Sequence[Mapping[str, Any]] | None = None,
         audience: str | None = None,
         auto_consent: bool = False,
-        startup_timeout: float = 30.0,
+        startup_timeout: float = 90.0,
     ) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.port = int(port)

@@ -136,7 +136,7 @@ class XRootDServer:
         *,
         workdir: Path,
         isolate_network: bool = True,
-        startup_timeout: float = 30.0,
+        startup_timeout: float = 90.0,
     ) -> None:
         self.export_dir = Path(export_dir).resolve()
         self.workdir = Path(workdir).resolve()

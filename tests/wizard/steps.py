@@ -9,14 +9,28 @@ from ..browser import screenshot
 
 
 def run_wizard_notebook(page: Any, shots: str) -> None:
-    """In an opened wizard notebook: wait for the kernel, Run All Cells, wait for the wizard."""
+    """In an opened wizard notebook: wait for the kernel, Run All Cells, wait for the wizard
+    (a screenshot ``<shots>-failed`` is saved if it does not come)."""
+    try:
+        _run_all(page)
+    except Exception:
+        screenshot(page, f"{shots}-failed")
+        raise
+    screenshot(page, f"{shots}-1-data")
+
+
+def _run_all(page: Any) -> None:
     page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
-    page.get_by_text(re.compile(r"\(ipykernel\) \| Idle")).wait_for(timeout=60_000)
+    idle = page.get_by_text(re.compile(r"\(ipykernel\) \| Idle"))
+    choose = page.get_by_role("button", name="Select", exact=True)  # "Select Kernel" dialog
+    idle.or_(choose).first.wait_for(timeout=120_000)
+    if choose.is_visible():  # JupyterLab asks when the notebook opened before the kernel list
+        choose.click()
+        idle.wait_for(timeout=120_000)
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.locator("li[role=menuitem]", has_text="Run All Cells").first.click()
     page.locator(".mlaas4hep-wizard").wait_for(timeout=180_000)
     page.get_by_text(re.compile(r"[\d,]+ entries, ")).first.wait_for(timeout=120_000)
-    screenshot(page, f"{shots}-1-data")
 
 
 def train_in_wizard(page: Any, shots: str, epochs: int = 2) -> None:
