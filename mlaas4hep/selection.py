@@ -16,6 +16,7 @@ from uproot.interpretation.objects import AsObjects
 
 from .config import Params, Preproc
 from .errors import UserError, did_you_mean
+from .expressions import Expression
 
 
 @dataclass
@@ -110,16 +111,18 @@ def select_branches(tree: Any, params: Params, preproc: Preproc, *, path: str) -
                               not params.selected_branches})
 
 
+def check_names(expression: Expression, defined: set[str], where: str, source: str = "") -> None:
+    """Every name ``expression`` reads must be in ``defined`` (``source`` names the file)."""
+    for name in sorted(expression.names - defined):
+        raise UserError(f"{where}: unknown branch '{name}' in '{expression.text}'"
+                        f"{f' ({source})' if source else ''}{did_you_mean(name, defined)}")
+
+
 def check_expression_names(preproc: Preproc, available: list[str], path: str) -> None:
     """Every name an expression reads must be a branch of ``path`` or an earlier new branch."""
     defined = set(available)
     for branch in preproc.new_branches:
-        for name in sorted(branch.expression.names - defined):
-            raise UserError(f"{branch.where}.def: unknown branch '{name}' in "
-                            f"'{branch.expression.text}' ({path})"
-                            f"{did_you_mean(name, defined)}")
+        check_names(branch.expression, defined, f"{branch.where}.def", path)
         defined.add(branch.name)
     for cut in preproc.cuts:
-        for name in sorted(cut.expression.names - defined):
-            raise UserError(f"{cut.where}: unknown branch '{name}' in "
-                            f"'{cut.expression.text}' ({path}){did_you_mean(name, defined)}")
+        check_names(cut.expression, defined, cut.where, path)

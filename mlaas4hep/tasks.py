@@ -41,6 +41,10 @@ class Task:
             return "regression"
         return "binary" if self.binary else f"{self.n_classes}-class"
 
+    def no_scores(self) -> np.ndarray:
+        """The predictions for no events: shape (0, K) for K classes, else (0,)."""
+        return np.zeros((0, self.n_classes) if self.multiclass else (0,), dtype=np.float32)
+
     def metrics(self, y: np.ndarray, score: np.ndarray) -> dict[str, float]:
         """loss, accuracy and AUC (one-vs-rest, macro average for several classes); MSE
         (as loss) and MAE for regression."""

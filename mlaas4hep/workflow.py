@@ -90,10 +90,9 @@ def run_workflow(files: str | Path, labels: str | Path, model: str | Path,
         seed_everything(p.seed)
         adapter = adapter_for(build_model(model, spec.n_features, task.n_classes),
                               where=str(model), task=task)
-        train_events: dict[int, int] = {}
-        for f in spec.files:
-            train_events[f["label"]] = train_events.get(f["label"], 0) + f["train"]
-        adapter.class_weight = class_weights(p.class_weight, task, train_events)
+        counts = data.split_counts(spec)
+        adapter.class_weight = class_weights(p.class_weight, task,
+                                             {int(k): n for k, n in counts["train"].items()})
         if adapter.class_weight:
             log.info("class weights: %s", ", ".join(
                 f"class {k} x{w:.3f}" for k, w in adapter.class_weight.items()))
@@ -115,7 +114,7 @@ def run_workflow(files: str | Path, labels: str | Path, model: str | Path,
         write_json(work / "metrics.json", {
             "test": {**test, "events": len(y)},
             "history": history,
-            "events": data.split_counts(spec),
+            "events": counts,
             "n_features": spec.n_features,
             "training": p.training,
             "task": task.name,

@@ -19,6 +19,18 @@ from .conftest import edit_json
 
 MODELS = Path(__file__).resolve().parents[1] / "mlaas4hep" / "examples" / "models"
 BIN = Path(sys.executable).parent
+SEED_OPTIONS = ("--files=files.txt", "--labels=labels.txt", "--params=params.json",
+                "--preproc=preproc.json")
+def workflow_py(cwd: Path, model: Path, *options: str) -> tuple[str, dict]:
+    """Run ``workflow.py --model=MODEL OPTIONS --out-dir=run`` in ``cwd``; its output and
+    run/metrics.json (the run must succeed)."""
+    done = subprocess.run([str(BIN / "workflow.py"), f"--model={model}", *options,
+                           "--out-dir=run"], cwd=cwd, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout + done.stderr, json.loads((cwd / "run" / "metrics.json").read_text())
+
+
 SAVED_AS = {"keras": ".keras", "pytorch": ".pt2", "scikit-learn": ".pkl", "xgboost": ".json"}
 
 
@@ -26,19 +38,14 @@ SAVED_AS = {"keras": ".keras", "pytorch": ".pt2", "scikit-learn": ".pkl", "xgboo
 def test_example_model_trains_with_workflow_py(example: str, workdir: Path) -> None:
     edit_json(workdir / "params.json", chunk_size=2000, epochs=2, nevts=4000,
               training="standard")
-    done = subprocess.run([str(BIN / "workflow.py"), "--files=files.txt", "--labels=labels.txt",
-                           f"--model={MODELS / example}", "--params=params.json",
-                           "--preproc=preproc.json", "--out-dir=run"],
-                          cwd=workdir, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    metrics = json.loads((workdir / "run" / "metrics.json").read_text())
+    output, metrics = workflow_py(workdir, MODELS / example, *SEED_OPTIONS)
     assert metrics["test"]["auc"] > 0.5, metrics["test"]
     assert metrics["history"] and "val_auc" in metrics["history"][-1]
     model_file = workdir / "run" / metrics["model"]
     assert model_file.is_file() and model_file.suffix == SAVED_AS[metrics["backend"]]
     for plot in ("roc.png", "scores.png", "auc.png", "loss.png"):
         assert (workdir / "run" / plot).stat().st_size > 1000, plot
-    assert f"AUC {metrics['test']['auc']:.4f}" in done.stderr + done.stdout
+    assert f"AUC {metrics['test']['auc']:.4f}" in output
 
 
 def test_partial_fit_sees_every_chunk_every_epoch(workdir: Path) -> None:
@@ -116,13 +123,10 @@ def three_classes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("example", sorted(p.name for p in (MODELS / "multiclass").glob("*.py")))
 def test_multiclass_model_trains_with_workflow_py(example: str, three_classes: Path,
                                                   tmp_path: Path) -> None:
-    done = subprocess.run([str(BIN / "workflow.py"), f"--files={three_classes / 'files.txt'}",
-                           f"--labels={three_classes / 'labels.txt'}",
-                           f"--params={three_classes / 'params.json'}",
-                           f"--model={MODELS / 'multiclass' / example}", "--out-dir=run"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    _, metrics = workflow_py(tmp_path, MODELS / "multiclass" / example,
+                             f"--files={three_classes / 'files.txt'}",
+                             f"--labels={three_classes / 'labels.txt'}",
+                             f"--params={three_classes / 'params.json'}")
     assert metrics["task"] == "3-class" and metrics["classes"] == 3
     assert set(metrics["events"]["test"]) == {"0", "1", "2"}
     assert metrics["test"]["auc"] > 0.5 and 0 < metrics["test"]["accuracy"] <= 1
@@ -136,12 +140,7 @@ def test_regression_model_trains_with_workflow_py(example: str, workdir: Path) -
     """HT (the scalar sum of jet pT) predicted from the other branches."""
     edit_json(workdir / "params.json", chunk_size=2000, epochs=3, training="standard",
               target="HT")
-    done = subprocess.run([str(BIN / "workflow.py"), "--files=files.txt", "--labels=labels.txt",
-                           f"--model={MODELS / 'regression' / example}", "--params=params.json",
-                           "--preproc=preproc.json", "--out-dir=run"],
-                          cwd=workdir, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    metrics = json.loads((workdir / "run" / "metrics.json").read_text())
+    _, metrics = workflow_py(workdir, MODELS / "regression" / example, *SEED_OPTIONS)
     assert metrics["task"] == "regression"
     assert {"loss", "mae"} <= set(metrics["test"]) and "auc" not in metrics["test"]
     assert {"loss", "mae", "val_loss", "val_mae"} <= set(metrics["history"][-1])

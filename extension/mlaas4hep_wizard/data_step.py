@@ -71,7 +71,7 @@ class DataStep:
         self.table = w.VBox()
         self.on_change: list = []  # callbacks run when files or tree change
         self.add_selected.on_click(lambda _: self._add_selected())
-        self.refresh.on_click(lambda _: self._rescan())
+        self.refresh.on_click(lambda _: self.rescan())
         self.add_url.on_click(lambda _: self._add_url())
         self.tree.observe(lambda _: self._tree_changed(), names="value")
         self.redirector.observe(lambda _: (self._load_trees(), self._changed()), names="value")
@@ -84,7 +84,8 @@ class DataStep:
         ])
 
     # files -------------------------------------------------------------------------------
-    def _rescan(self) -> None:
+    def rescan(self) -> None:
+        """List the ROOT files under the home folder again."""
         self.chooser.options = root_files_under(self.home)
 
     @guarded(lambda self: self.message)

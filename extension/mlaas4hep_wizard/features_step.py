@@ -10,8 +10,9 @@ import ipywidgets as w
 
 from mlaas4hep.browse import BranchInfo, preview_selection
 from mlaas4hep.config import parse_preproc
-from mlaas4hep.errors import UserError, did_you_mean
+from mlaas4hep.errors import UserError
 from mlaas4hep.expressions import Expression, parse_expression
+from mlaas4hep.selection import check_names
 
 from .data_step import DataStep
 from .messages import error_text, guarded, message_box, show
@@ -150,9 +151,7 @@ class FeaturesStep:
     def parse(self, text: str, where: str) -> Expression:
         """Parse with the framework's whitelist and check every name exists."""
         expression = parse_expression(text, where=where)
-        known = self.known_names()
-        for name in sorted(expression.names - known):
-            raise UserError(f"{where}: unknown branch '{name}'{did_you_mean(name, known)}")
+        check_names(expression, self.known_names(), where)
         return expression
 
     def _explain(self, box: w.HTML, check: Callable[[], Any], ok: str) -> bool:

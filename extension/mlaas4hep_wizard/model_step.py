@@ -22,7 +22,7 @@ def knob_widget(knob: Knob) -> w.Widget:
     if knob.kind == "choice":
         return w.Dropdown(options=list(knob.choices), value=knob.default,
                           description=knob.label, style=style)
-    if knob.kind == "float" and knob.low >= 1:  # counts
+    if knob.kind == "int":
         return w.BoundedIntText(value=knob.default, min=knob.low, max=knob.high,
                                 description=knob.label, style=style)
     if knob.kind == "float" and knob.low > 0:

@@ -20,7 +20,7 @@ class Knob:
     name: str
     label: str
     default: Any
-    kind: str  # "layers", "float", "choice"
+    kind: str  # "layers", "int", "float", "choice"
     low: float = 0.0
     high: float = 1.0
     choices: tuple[str, ...] = ()
@@ -66,7 +66,7 @@ def check_knob(knob: Knob, value: Any) -> Any:
             knob.low <= value <= knob.high):
         raise UserError(f"Model: {knob.label} must be a number in [{knob.low}, {knob.high}], "
                         f"got {value!r}")
-    return float(value)
+    return int(value) if knob.kind == "int" else float(value)
 
 
 def _keras_mlp(v: dict[str, Any]) -> str:
@@ -136,7 +136,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 
 def model():
-    return HistGradientBoostingClassifier(max_iter={int(v['trees'])}, max_depth={int(v['depth'])},
+    return HistGradientBoostingClassifier(max_iter={v['trees']}, max_depth={v['depth']},
                                           learning_rate={v['learning_rate']:g}, random_state=0)
 '''
 
@@ -147,7 +147,7 @@ from xgboost import XGBClassifier
 
 
 def model():
-    return XGBClassifier(n_estimators={int(v['trees'])}, max_depth={int(v['depth'])},
+    return XGBClassifier(n_estimators={v['trees']}, max_depth={v['depth']},
                          learning_rate={v['learning_rate']:g}, tree_method="hist",
                          early_stopping_rounds=10, random_state=0)
 '''
@@ -162,8 +162,8 @@ MLP_KNOBS = (Knob("hidden_layers", "hidden layers", "128, 64", "layers"),
                   choices=("relu", "elu", "tanh", "selu")),
              Knob("dropout", "dropout", 0.5, "float", 0.0, 0.9),
              Knob("learning_rate", "learning rate", 1e-3, "float", 1e-6, 1.0))
-TREE_KNOBS = (Knob("trees", "trees (max)", 200, "float", 1, 5000),
-              Knob("depth", "max depth", 4, "float", 1, 20),
+TREE_KNOBS = (Knob("trees", "trees (max)", 200, "int", 1, 5000),
+              Knob("depth", "max depth", 4, "int", 1, 20),
               Knob("learning_rate", "learning rate", 0.1, "float", 1e-4, 1.0))
 
 TEMPLATES: tuple[ModelTemplate, ...] = (

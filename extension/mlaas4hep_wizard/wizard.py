@@ -51,7 +51,7 @@ class Wizard:
                 show(self.data.message, f"making sample files in {folder}...", "info")
                 make_sample_set(folder, SAMPLE_EVENTS)
             self.data.load_lists(folder / "files.txt", folder / "labels.txt")
-            self.data._rescan()
+            self.data.rescan()
         except Exception as exc:
             show(self.data.message, error_text(exc), "error")
 

@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import random
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from ..errors import UserError
 from ..tasks import Task
 
 Batches = Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]
 """Makes a fresh pass of (X, y) batches (mini-batches or whole chunks)."""
+ChunkParts = Callable[[int], Iterator[tuple[np.ndarray, np.ndarray]]]
+"""``parts(split)``: a fresh pass of (X, y) per chunk for one split."""
 EpochReport = Callable[[dict], "bool | None"]
 """Called after each epoch with its record; returning True stops training."""
+
+
+def import_library(module: str, hint: str) -> Any:
+    """Import an ML library on first use, or say how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise UserError(hint) from None
 
 
 def seed_everything(seed: int) -> None:

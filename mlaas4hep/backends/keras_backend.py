@@ -11,18 +11,14 @@ import numpy as np
 
 from ..errors import UserError
 from ..tasks import Task
-from .common import Batches, EpochReport, with_suffix
+from .common import Batches, EpochReport, import_library, with_suffix
 
 
 def import_keras() -> Any:
     """Import Keras with TensorFlow logging quiet, or say how to install it."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        import keras
-    except ImportError:
-        raise UserError("Keras models need TensorFlow: pip install 'tensorflow-cpu>=2.16' "
-                        "keras") from None
-    return keras
+    return import_library("keras", "Keras models need TensorFlow: pip install "
+                          "'tensorflow-cpu>=2.16' keras")
 
 
 def is_keras_model(obj: Any) -> bool:
@@ -95,8 +91,7 @@ class KerasModel:
     def predict(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
         """Signal scores in [0, 1] (one per event), or class probabilities (n, K)."""
         if len(X) == 0:
-            return np.zeros((0, self.task.n_classes) if self.task.multiclass else (0,),
-                            dtype=np.float32)
+            return self.task.no_scores()
         out = np.asarray(self.model.predict(X, batch_size=batch_size, verbose=0))
         if self.task.binary or self.task.regression:
             return out.reshape(-1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +20,10 @@ import numpy as np
 from ..errors import UserError
 from ..split import TRAIN, VALIDATION
 from ..tasks import Task
-from .common import EpochReport, epoch_record, sample_weights, with_suffix
+from .common import ChunkParts, EpochReport, epoch_record, sample_weights, with_suffix
 
 log = logging.getLogger("mlaas4hep")
 
-ChunkParts = Callable[[int], Iterator[tuple[np.ndarray, np.ndarray]]]
-"""``parts(split)``: a fresh pass of (X, y) per chunk for one split."""
 
 
 def is_sklearn_estimator(obj: Any) -> bool:
@@ -81,15 +79,13 @@ class SklearnModel:
     def _fit_streamed(self, parts: ChunkParts, epochs: int, on_epoch: EpochReport) -> None:
         log.info("%s: partial_fit on every chunk, %d epoch(s)", type(self.model).__name__,
                  epochs)
+        classes = {} if self.task.regression else {"classes": np.arange(self.task.n_classes)}
         for epoch in range(epochs):
             seen_y, seen_score = [], []
             for X, y in parts(TRAIN):
                 if len(y) == 0:
                     continue
-                if self.task.regression:
-                    self.model.partial_fit(X, y)
-                else:
-                    self._call("partial_fit", X, y, classes=np.arange(self.task.n_classes))
+                self._call("partial_fit", X, y, **classes)
                 self.samples_seen += len(y)
                 seen_y.append(y)
                 seen_score.append(self.predict(X))
@@ -139,12 +135,10 @@ class SklearnModel:
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Signal probabilities, or class probabilities (n, K) for K classes
         (``predict_proba``; a logistic/softmax of ``decision_function`` without it)."""
-        k = self.task.n_classes
-        if self.task.regression:
-            return self.model.predict(X).astype(np.float32) if len(X) else np.zeros(
-                0, dtype=np.float32)
         if len(X) == 0:
-            return np.zeros((0,) if self.task.binary else (0, k), dtype=np.float32)
+            return self.task.no_scores()
+        if self.task.regression:
+            return self.model.predict(X).astype(np.float32)
         if callable(getattr(self.model, "predict_proba", None)):
             proba = self.model.predict_proba(X)
         else:

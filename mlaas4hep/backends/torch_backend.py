@@ -18,17 +18,13 @@ import numpy as np
 
 from ..errors import UserError, describe
 from ..tasks import Task
-from .common import Batches, EpochReport, epoch_record, sample_weights, with_suffix
+from .common import Batches, EpochReport, epoch_record, import_library, sample_weights, with_suffix
 
 
 def import_torch() -> Any:
     """Import torch, or say how to install the CPU build."""
-    try:
-        import torch
-    except ImportError:
-        raise UserError("PyTorch models need torch: pip install torch==2.13.0 (the CPU "
-                        "build; or the CUDA build for GPUs)") from None
-    return torch
+    return import_library("torch", "PyTorch models need torch: pip install torch==2.13.0 (the "
+                          "CPU build; or the CUDA build for GPUs)")
 
 
 def is_torch_module(obj: Any) -> bool:
@@ -127,7 +123,7 @@ class TorchModel:
             self.optimizer.step()
             labels.append(y)
             scores.append(self._probabilities(out))
-        return _joined(labels, scores)
+        return self._joined(labels, scores)
 
     def _evaluate(self, batches: Iterator[tuple[np.ndarray, np.ndarray]]
                   ) -> tuple[np.ndarray, np.ndarray]:
@@ -135,7 +131,7 @@ class TorchModel:
         for X, y in batches:
             labels.append(y)
             scores.append(self.predict(X))
-        return _joined(labels, scores)
+        return self._joined(labels, scores)
 
     def fit_stream(self, train: Batches, validation: Batches | None, n_features: int, *,
                    epochs: int, on_epoch: EpochReport) -> None:
@@ -169,7 +165,13 @@ class TorchModel:
         with self.torch.no_grad():
             parts = [self._probabilities(self._forward(X[i:i + batch_size]))
                      for i in range(0, len(X), batch_size)]
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+        return np.concatenate(parts) if parts else self.task.no_scores()
+
+    def _joined(self, labels: list[np.ndarray], scores: list[np.ndarray]
+                ) -> tuple[np.ndarray, np.ndarray]:
+        if not labels:
+            return np.zeros(0), self.task.no_scores()
+        return np.concatenate(labels), np.concatenate(scores)
 
     def save(self, path: Path) -> Path:
         """``torch.export`` program (``.pt2``; ``torch.export.load(path).module()`` runs it
@@ -187,8 +189,3 @@ class TorchModel:
         torch.export.save(program, str(path))
         return path
 
-
-def _joined(labels: list[np.ndarray], scores: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    if not labels:
-        return np.zeros(0), np.zeros(0, dtype=np.float32)
-    return np.concatenate(labels), np.concatenate(scores)

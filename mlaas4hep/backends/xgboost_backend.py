@@ -20,22 +20,17 @@ import numpy as np
 from ..errors import UserError
 from ..split import TRAIN, VALIDATION
 from ..tasks import Task
-from .common import EpochReport, sample_weights, with_suffix
+from .common import ChunkParts, EpochReport, import_library, sample_weights, with_suffix
 
 log = logging.getLogger("mlaas4hep")
 
-ChunkParts = Callable[[int], Iterator[tuple[np.ndarray, np.ndarray]]]
 EARLY_STOPPING_ROUNDS = 10
 
 
 def import_xgboost() -> Any:
     """Import xgboost, or say how to install it."""
-    try:
-        import xgboost
-    except ImportError:
-        raise UserError("XGBoost models need xgboost: pip install xgboost-cpu (or xgboost "
-                        "for GPUs)") from None
-    return xgboost
+    return import_library("xgboost", "XGBoost models need xgboost: pip install xgboost-cpu "
+                          "(or xgboost for GPUs)")
 
 
 def is_xgboost_model(obj: Any) -> bool:
@@ -135,8 +130,7 @@ class XGBoostModel:
         """Signal (or class) probabilities, from the best round when early stopping ended
         training."""
         if len(X) == 0:
-            return np.zeros((0, self.task.n_classes) if self.task.multiclass else (0,),
-                            dtype=np.float32)
+            return self.task.no_scores()
         best = getattr(self.booster, "best_iteration", None)
         rounds = (0, best + 1) if best is not None else (0, 0)
         return self.booster.predict(self.xgb.DMatrix(X), iteration_range=rounds).astype(

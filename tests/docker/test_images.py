@@ -5,11 +5,13 @@ wheels, pip configuration or CA certificates of the build machine inside."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
 import socket
 import time
+from collections.abc import Callable, Iterator
 from importlib.metadata import distributions, version
 from pathlib import Path
 
@@ -47,6 +49,24 @@ def wait_for(url: str, process_check, timeout: float = 60, **kwargs) -> requests
         if time.monotonic() > deadline:
             raise AssertionError(f"{url} did not answer 200 within {timeout} s")
         time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def running(dockerd: DockerDaemon, what: str, *run_args: str) -> Iterator[Callable[[], None]]:
+    """``docker run -d`` a test container (host network); yields a check that fails the test
+    with the container's log if it has exited; removes the container at the end."""
+    container = dockerd.docker("run", "-d", "--rm", "--network", "host", "--label", TEST_LABEL,
+                               *run_args).stdout.strip()
+
+    def alive() -> None:
+        state = dockerd.docker("inspect", "-f", "{{.State.Running}}", container, check=False)
+        if state.stdout.strip() != "true":
+            pytest.fail(f"{what} exited: {dockerd.docker('logs', container, check=False)}")
+
+    try:
+        yield alive
+    finally:
+        dockerd.docker("rm", "-f", container, check=False)
 
 
 def certificates(pem_text: str) -> set[str]:
@@ -130,25 +150,15 @@ def test_user_image_has_the_venvs_versions(dockerd: DockerDaemon,
 def test_jupyterlab_serves_as_jovyan(dockerd: DockerDaemon, built_images: BuiltImages) -> None:
     port = free_port()
     token = "test-token-5f1c"
-    container = dockerd.docker(
-        "run", "-d", "--rm", "--network", "host", "--label", TEST_LABEL,
-        built_images.singleuser, "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}", f"--IdentityProvider.token={token}").stdout.strip()
-
-    def alive() -> None:
-        state = dockerd.docker("inspect", "-f", "{{.State.Running}}", container, check=False)
-        if state.stdout.strip() != "true":
-            pytest.fail(f"jupyter lab exited: {dockerd.docker('logs', container, check=False)}")
-
-    try:
+    with running(dockerd, "jupyter lab", built_images.singleuser, "jupyter", "lab",
+                 "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+                 f"--IdentityProvider.token={token}") as alive:
         status = wait_for(f"http://127.0.0.1:{port}/api/status", alive,
                           headers={"Authorization": f"token {token}"})
         assert "started" in status.json()
         lab = wait_for(f"http://127.0.0.1:{port}/lab", alive,
                        headers={"Authorization": f"token {token}"})
         assert "JupyterLab" in lab.text
-    finally:
-        dockerd.docker("rm", "-f", container, check=False)
 
 
 # --- the hub image ---------------------------------------------------------------
@@ -181,23 +191,13 @@ def test_hub_image_layout(dockerd: DockerDaemon, built_images: BuiltImages) -> N
 def test_proxy_serves(dockerd: DockerDaemon, built_images: BuiltImages) -> None:
     """configurable-http-proxy (Node.js from the wheel) answers its REST API."""
     port, api_port, token = free_port(), free_port(), "proxy-token-92ab"
-    container = dockerd.docker(
-        "run", "-d", "--rm", "--network", "host", "--label", TEST_LABEL,
-        "-e", f"CONFIGPROXY_AUTH_TOKEN={token}", built_images.hub,
-        "configurable-http-proxy", "--ip", "127.0.0.1", "--port", str(port),
-        "--api-ip", "127.0.0.1", "--api-port", str(api_port)).stdout.strip()
-
-    def alive() -> None:
-        state = dockerd.docker("inspect", "-f", "{{.State.Running}}", container, check=False)
-        if state.stdout.strip() != "true":
-            pytest.fail(f"the proxy exited: {dockerd.docker('logs', container, check=False)}")
-
-    try:
+    with running(dockerd, "the proxy", "-e", f"CONFIGPROXY_AUTH_TOKEN={token}",
+                 built_images.hub, "configurable-http-proxy", "--ip", "127.0.0.1",
+                 "--port", str(port), "--api-ip", "127.0.0.1",
+                 "--api-port", str(api_port)) as alive:
         routes = wait_for(f"http://127.0.0.1:{api_port}/api/routes", alive,
                           headers={"Authorization": f"token {token}"})
         assert routes.json() == {}
-    finally:
-        dockerd.docker("rm", "-f", container, check=False)
 
 
 # --- both ------------------------------------------------------------------------

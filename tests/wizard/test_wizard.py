@@ -107,7 +107,7 @@ def test_mistakes_show_inline_and_nothing_is_raised(home: Path) -> None:
     assert "unknown branch 'nJest'" in text(f.nb_check) and "nJets" in text(f.nb_check)
 
     (home / "broken.root").write_bytes(b"this is not a ROOT file")
-    wizard.data._rescan()
+    wizard.data.rescan()
     wizard.data.chooser.value = ("broken.root",)
     wizard.data.add_selected.click()
     broken = wizard.data.rows[-1]
