@@ -1,12 +1,13 @@
 """Peak anonymous memory of XGBoost training from the chunk stream, for N and 4N events.
 
-    .venv/bin/python benchmarks/xgboost_memory.py [--events 30000]
+    .venv/bin/python benchmarks/xgboost_memory.py [--events 30000] [--json out.json]
 
 Runs ``mlaas4hep prepare`` (reading only, one chunk at a time) and
 ``workflow.py`` with ``examples/models/xgboost_bdt.py`` on N and 4N generated
 events (same chunk size, ``cache_mb`` 0), polls each process's RssAnon and
 prints the peaks, the growth from N to 4N and the growth of the float32
-training matrix. A streaming trainer's growth stays well below the matrix's.
+training matrix. A streaming trainer's growth stays well below the matrix's
+(tests/test_backends.py runs this with --events 20000 and checks that).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=30_000, help="N (total, both files)")
+    parser.add_argument("--json", type=Path, help="also write the numbers (MB) here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -68,6 +70,10 @@ def main() -> None:
         (r1, t1, m1), (r4, t4, m4) = rows
         print(f"growth N -> 4N: prepare {r4 - r1:+.0f} MB, xgboost {t4 - t1:+.0f} MB, "
               f"matrix {m4 - m1:+.0f} MB (xgboost/matrix = {(t4 - t1) / (m4 - m1):.2f})")
+        if args.json:
+            args.json.write_text(json.dumps({
+                "events": [args.events, 4 * args.events], "prepare_mb": [r1, r4],
+                "xgboost_mb": [t1, t4], "matrix_mb": [m1, m4]}, indent=1))
 
 
 if __name__ == "__main__":

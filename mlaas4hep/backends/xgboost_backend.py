@@ -2,7 +2,9 @@
 
 The training split reaches XGBoost through its ``DataIter`` interface into an
 external-memory quantile matrix (pages cached on disk), so the data set never
-has to fit in memory. Early stopping watches the validation log loss; each
+has to fit in memory. The histogram cuts come from a bounded uniform sample of
+the training split (XGBoost's own sketch of the whole stream grows with the
+data set). Early stopping watches the validation log loss; each
 boosting round gives one record (loss, accuracy, AUC, training and
 validation), as an epoch does for the neural networks.
 """
@@ -25,6 +27,10 @@ from .common import ChunkParts, EpochReport, import_library, sample_weights, wit
 log = logging.getLogger("mlaas4hep")
 
 EARLY_STOPPING_ROUNDS = 10
+CUTS_SAMPLE_ROWS = 200_000
+CUTS_SAMPLE_BYTES = 16 * 2**20
+"""The histogram cuts come from at most this many training events (LightGBM's default
+sample for its bins) and this many bytes of them."""
 
 
 def import_xgboost() -> Any:
@@ -77,6 +83,26 @@ class XGBoostModel:
 
         return Chunks()
 
+    def _cuts_reference(self, parts: ChunkParts, n_features: int, events: int,
+                        max_bin: int) -> Any:
+        """A small quantile matrix on a uniform sample of the training split (seeded), whose
+        histogram cuts the external-memory matrices reuse."""
+        wanted = max(1, min(CUTS_SAMPLE_ROWS, CUTS_SAMPLE_BYTES // (4 * max(n_features, 1))))
+        rate = min(1.0, wanted / max(events, 1))
+        rng = np.random.default_rng(0)
+        Xs, ys = [], []
+        for X, y in parts(TRAIN):
+            keep = rng.random(len(y)) < rate if rate < 1 else slice(None)
+            Xs.append(X[keep])
+            ys.append(y[keep])
+        y = np.concatenate(ys)
+        if not len(y):
+            raise UserError(f"{self.where}: no training events reach the model")
+        log.info("xgboost: histogram cuts (%d bins) from %d of %d training events", max_bin,
+                 len(y), events)
+        return self.xgb.QuantileDMatrix(np.concatenate(Xs), label=y, max_bin=max_bin,
+                                        weight=sample_weights(y, self.class_weight))
+
     def fit_chunks(self, parts: ChunkParts, n_features: int, events: int, *, epochs: int,
                    on_epoch: EpochReport) -> None:
         """Boost ``n_estimators`` rounds (fewer with early stopping) from the stream."""
@@ -90,21 +116,29 @@ class XGBoostModel:
                           eval_metric=["merror", "auc", "mlogloss"])
         rounds = self.model.n_estimators or 100
         stopping = self.model.early_stopping_rounds or EARLY_STOPPING_ROUNDS
+        log.info("xgboost: up to %d rounds from the chunk stream (external memory), "
+                 "early stopping after %d rounds without improvement", rounds, stopping)
         with tempfile.TemporaryDirectory(prefix="mlaas4hep-xgb-") as cache:
-            dtrain = self.xgb.ExtMemQuantileDMatrix(
-                self._iterator(parts, TRAIN, f"{cache}/train"),
-                max_bin=params.get("max_bin", 256))
-            evals = [(dtrain, "train")]
-            if any(len(y) for _, y in parts(VALIDATION)):
-                dval = self.xgb.ExtMemQuantileDMatrix(
-                    self._iterator(parts, VALIDATION, f"{cache}/validation"), ref=dtrain)
-                evals.append((dval, "validation"))
-            log.info("xgboost: up to %d rounds from the chunk stream (external memory), "
-                     "early stopping after %d rounds without improvement", rounds, stopping)
-            self.booster = self.xgb.train(
-                params, dtrain, num_boost_round=rounds, evals=evals, verbose_eval=False,
-                early_stopping_rounds=stopping if len(evals) > 1 else None,
-                callbacks=[self._reporter(on_epoch)])
+            self.booster = self._boost(params, parts, n_features, events, cache, rounds=rounds,
+                                       stopping=stopping, on_epoch=on_epoch)
+
+    def _boost(self, params: dict, parts: ChunkParts, n_features: int, events: int, cache: str,
+               *, rounds: int, stopping: int, on_epoch: EpochReport) -> Any:
+        """Train on external-memory matrices cached under ``cache``; they are freed on return,
+        before ``cache`` is removed."""
+        max_bin = params.get("max_bin", 256)
+        dtrain = self.xgb.ExtMemQuantileDMatrix(
+            self._iterator(parts, TRAIN, f"{cache}/train"), max_bin=max_bin,
+            ref=self._cuts_reference(parts, n_features, events, max_bin))
+        evals = [(dtrain, "train")]
+        if any(len(y) for _, y in parts(VALIDATION)):
+            evals.append((self.xgb.ExtMemQuantileDMatrix(
+                self._iterator(parts, VALIDATION, f"{cache}/validation"), ref=dtrain),
+                "validation"))
+        return self.xgb.train(
+            params, dtrain, num_boost_round=rounds, evals=evals, verbose_eval=False,
+            early_stopping_rounds=stopping if len(evals) > 1 else None,
+            callbacks=[self._reporter(on_epoch)])
 
     def _reporter(self, on_epoch: EpochReport) -> Any:
         xgb = self.xgb
