@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from .config import Params, Preproc, load_params, load_preproc, read_files_and_labels
-from .dataset import Dataset
+from .dataset import Chunk, Dataset
 from .model_loader import build_model, load_model_module
+from .onnx_export import CHECK_EVENTS, export_onnx
 from .outputs import RunFolder, write_json
 from .plots import plot_history, plot_input_histograms
 from .reports import InputHistograms
@@ -101,13 +102,21 @@ def run_workflow(files: str | Path, labels: str | Path, model: str | Path,
         train_seconds = time.perf_counter() - t0
 
         histograms = InputHistograms(spec, p.normalisation) if p.hist else None
-        y, score = predict_split(adapter, data, spec,
-                                 each_chunk=histograms.add if histograms else None)
+        check_batch: list[np.ndarray] = []
+
+        def each_chunk(chunk: Chunk) -> None:
+            if not check_batch:
+                check_batch.append(chunk.X[:CHECK_EVENTS])
+            if histograms is not None:
+                histograms.add(chunk)
+
+        y, score = predict_split(adapter, data, spec, each_chunk=each_chunk)
         test = task.metrics(y, score)
         if task.binary:  # the working point score >= 0.5
             test["signal_efficiency"] = float(np.mean(score[y == 1] >= 0.5))
             test["background_efficiency"] = float(np.mean(score[y == 0] >= 0.5))
         model_path = adapter.save(work / fout)
+        onnx = export_onnx(adapter, model_path.with_suffix(".onnx"), check_batch[0], task)
         plots = plot_history(history, work) + task.plots(y, score, work)
         if histograms is not None:
             plots += plot_input_histograms(histograms.result(), work / p.hist)
@@ -123,6 +132,7 @@ def run_workflow(files: str | Path, labels: str | Path, model: str | Path,
             "stopped": bool(stop and stop()),
             "backend": adapter.name,
             "model": model_path.name,
+            "onnx": onnx,
             "seconds": {"specs": specs_seconds, "training": train_seconds,
                         "total": time.perf_counter() - started},
         })
@@ -132,8 +142,8 @@ def run_workflow(files: str | Path, labels: str | Path, model: str | Path,
         (work / "labels.txt").write_text("".join(f"{lab}\n" for _, lab in inputs.pairs))
         log.info("test split: %d events, %s", len(y),
                  ", ".join(f"{NAMES.get(k, k)} {v:.4f}" for k, v in test.items()))
-    log.info("outputs (model %s, metrics.json, %d plots) in %s", model_path.name, len(plots),
-             folder.final)
+    log.info("outputs (model %s%s, metrics.json, %d plots) in %s", model_path.name,
+             f" and {onnx['file']}" if "file" in onnx else "", len(plots), folder.final)
     return folder.final
 
 

@@ -23,6 +23,10 @@ EpochReport = Callable[[dict], "bool | None"]
 """Called after each epoch with its record; returning True stops training."""
 
 
+ONNX_HINT = ("ONNX export needs the ONNX converters: pip install 'mlaas4hep[onnx]' (onnx, "
+             "onnxruntime, tf2onnx, onnxscript, skl2onnx, onnxmltools)")
+
+
 def import_library(module: str, hint: str) -> Any:
     """Import an ML library on first use, or say how to install it."""
     try:

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..tasks import Task
-from .common import Batches, EpochReport, import_library, with_suffix
+from .common import ONNX_HINT, Batches, EpochReport, import_library, with_suffix
 
 
 def import_keras() -> Any:
@@ -105,6 +105,14 @@ class KerasModel:
         """Save in Keras's native format (``.keras`` unless ``.h5`` is asked for)."""
         path = with_suffix(path, (".keras", ".h5"))
         self.model.save(path)
+        return path
+
+    def to_onnx(self, path: Path) -> Path:
+        """ONNX through Keras's exporter (tf2onnx): float32 (n, features) in, the model's
+        output (probabilities) out."""
+        import_library("tf2onnx", ONNX_HINT)
+        path = with_suffix(path, (".onnx",))
+        self.model.export(str(path), format="onnx", verbose=False)
         return path
 
 

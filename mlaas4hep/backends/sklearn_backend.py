@@ -20,7 +20,15 @@ import numpy as np
 from ..errors import UserError
 from ..split import TRAIN, VALIDATION
 from ..tasks import Task
-from .common import ChunkParts, EpochReport, epoch_record, sample_weights, with_suffix
+from .common import (
+    ONNX_HINT,
+    ChunkParts,
+    EpochReport,
+    epoch_record,
+    import_library,
+    sample_weights,
+    with_suffix,
+)
 
 log = logging.getLogger("mlaas4hep")
 
@@ -154,6 +162,16 @@ class SklearnModel:
         path = with_suffix(path, (".pkl",))
         with open(path, "wb") as handle:
             pickle.dump(self.model, handle)
+        return path
+
+    def to_onnx(self, path: Path) -> Path:
+        """ONNX through skl2onnx (classifiers give ``probabilities`` without a ZipMap)."""
+        skl2onnx = import_library("skl2onnx", ONNX_HINT)
+        path = with_suffix(path, (".onnx",))
+        example = np.zeros((1, self.model.n_features_in_), dtype=np.float32)
+        options = None if self.task.regression else {id(self.model): {"zipmap": False}}
+        path.write_bytes(skl2onnx.to_onnx(self.model, example, options=options)
+                         .SerializeToString())
         return path
 
 

@@ -18,7 +18,15 @@ import numpy as np
 
 from ..errors import UserError, describe
 from ..tasks import Task
-from .common import Batches, EpochReport, epoch_record, import_library, sample_weights, with_suffix
+from .common import (
+    ONNX_HINT,
+    Batches,
+    EpochReport,
+    epoch_record,
+    import_library,
+    sample_weights,
+    with_suffix,
+)
 
 
 def import_torch() -> Any:
@@ -99,14 +107,16 @@ class TorchModel:
             return self.torch.from_numpy(y.astype(np.float32))
         return self.torch.from_numpy(y.astype(np.int64))
 
+    def _scores(self, out: Any) -> Any:
+        """The module's output as scores: probabilities for classes, values for regression."""
+        if self.task.regression or (self.task.binary and self.outputs_probability):
+            return out
+        if self.task.binary:
+            return self.torch.sigmoid(out)
+        return self.torch.softmax(out, dim=1)
+
     def _probabilities(self, out: Any) -> np.ndarray:
-        if self.task.regression:
-            prob = out
-        elif not self.task.binary:
-            prob = self.torch.softmax(out, dim=1)
-        else:
-            prob = out if self.outputs_probability else self.torch.sigmoid(out)
-        return prob.detach().numpy().astype(np.float32)
+        return self._scores(out).detach().numpy().astype(np.float32)
 
     def _epoch(self, batches: Iterator[tuple[np.ndarray, np.ndarray]]
                ) -> tuple[np.ndarray, np.ndarray]:
@@ -187,5 +197,29 @@ class TorchModel:
             raise UserError(f"{self.where}: torch.export cannot export the module: "
                             f"{describe(exc)}") from None
         torch.export.save(program, str(path))
+        return path
+
+    def to_onnx(self, path: Path) -> Path:
+        """ONNX through ``torch.onnx`` (dynamo), with the scores ``predict`` gives (sigmoid or
+        softmax applied); input ``X`` float32 (n, features), any batch size."""
+        import_library("onnxscript", ONNX_HINT)
+        torch, adapter = self.torch, self
+        path = with_suffix(path, (".onnx",))
+
+        class Scores(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = adapter.model
+
+            def forward(self, x: Any) -> Any:
+                out = self.model(x)
+                if not adapter.task.multiclass and out.ndim == 2:
+                    out = out[:, 0]
+                return adapter._scores(out)
+
+        self.model.eval()
+        torch.onnx.export(Scores().eval(), (torch.zeros(2, self.n_features),), str(path),
+                          dynamo=True, input_names=["X"], output_names=["scores"],
+                          dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
         return path
 

@@ -22,7 +22,14 @@ import numpy as np
 from ..errors import UserError
 from ..split import TRAIN, VALIDATION
 from ..tasks import Task
-from .common import ChunkParts, EpochReport, import_library, sample_weights, with_suffix
+from .common import (
+    ONNX_HINT,
+    ChunkParts,
+    EpochReport,
+    import_library,
+    sample_weights,
+    with_suffix,
+)
 
 log = logging.getLogger("mlaas4hep")
 
@@ -119,8 +126,13 @@ class XGBoostModel:
         log.info("xgboost: up to %d rounds from the chunk stream (external memory), "
                  "early stopping after %d rounds without improvement", rounds, stopping)
         with tempfile.TemporaryDirectory(prefix="mlaas4hep-xgb-") as cache:
-            self.booster = self._boost(params, parts, n_features, events, cache, rounds=rounds,
-                                       stopping=stopping, on_epoch=on_epoch)
+            booster = self._boost(params, parts, n_features, events, cache, rounds=rounds,
+                                  stopping=stopping, on_epoch=on_epoch)
+        best = getattr(booster, "best_iteration", None)
+        self.booster = booster[:best + 1] if best is not None else booster
+        if best is not None:
+            log.info("xgboost: the model keeps its first %d rounds (best validation loss)",
+                     best + 1)
 
     def _boost(self, params: dict, parts: ChunkParts, n_features: int, events: int, cache: str,
                *, rounds: int, stopping: int, on_epoch: EpochReport) -> Any:
@@ -161,17 +173,25 @@ class XGBoostModel:
         return Report()
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Signal (or class) probabilities, from the best round when early stopping ended
-        training."""
+        """Signal (or class) probabilities, or the regression target."""
         if len(X) == 0:
             return self.task.no_scores()
-        best = getattr(self.booster, "best_iteration", None)
-        rounds = (0, best + 1) if best is not None else (0, 0)
-        return self.booster.predict(self.xgb.DMatrix(X), iteration_range=rounds).astype(
-            np.float32)
+        return self.booster.predict(self.xgb.DMatrix(X)).astype(np.float32)
 
     def save(self, path: Path) -> Path:
         """XGBoost's own JSON model format (``.json``; ``.ubj`` for binary JSON)."""
         path = with_suffix(path, (".json", ".ubj"))
         self.booster.save_model(str(path))
+        return path
+
+    def to_onnx(self, path: Path) -> Path:
+        """ONNX through onnxmltools (input ``X`` float32 (n, features); ``probabilities`` for
+        classes)."""
+        onnxmltools = import_library("onnxmltools", ONNX_HINT)
+        from onnxmltools.convert.common.data_types import FloatTensorType
+
+        path = with_suffix(path, (".onnx",))
+        shape = FloatTensorType([None, self.booster.num_features()])
+        path.write_bytes(onnxmltools.convert_xgboost(self.booster, initial_types=[("X", shape)])
+                         .SerializeToString())
         return path
