@@ -11,13 +11,14 @@ gives (one per event, or one per class), for anything that serves the file.
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .backends.common import ONNX_HINT
+from .backends.common import ONNX_HINT, Features, n_events, take
 from .errors import UserError, describe
 from .tasks import Task
 
@@ -41,25 +42,27 @@ def onnx_session(path: str | Path) -> Any:
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def onnx_scores(session: Any, X: np.ndarray, task: Task) -> np.ndarray:
-    """The scores of ``X`` (float32, (n, features)) as the native ``predict`` gives them.
+def onnx_scores(session: Any, X: Features, task: Task) -> np.ndarray:
+    """The scores of ``X`` (float32 (n, features), or (X, mask) for a model that takes the
+    mask) as the native ``predict`` gives them.
 
     Classifier converters give (label, probabilities): the ``probabilities``
     output is used, its signal column for binary tasks.
     """
+    arrays = X if isinstance(X, tuple) else (X,)
+    feed = {i.name: np.ascontiguousarray(a, np.float32)
+            for i, a in zip(session.get_inputs(), arrays, strict=True)}
     names = [o.name for o in session.get_outputs()]
-    outputs = dict(zip(names, session.run(None, {session.get_inputs()[0].name:
-                                                 np.ascontiguousarray(X, np.float32)}),
-                       strict=True))
+    outputs = dict(zip(names, session.run(None, feed), strict=True))
     scores = np.asarray(outputs.get("probabilities", outputs[names[-1]]), dtype=np.float32)
     if task.multiclass:
         return scores
     if task.binary and scores.ndim == 2 and scores.shape[1] == 2:
         return scores[:, 1]
-    return scores.reshape(len(X))
+    return scores.reshape(n_events(X))
 
 
-def export_onnx(adapter: Any, path: Path, X: np.ndarray, task: Task) -> dict[str, Any]:
+def export_onnx(adapter: Any, path: Path, X: Features, task: Task) -> dict[str, Any]:
     """Write ``adapter``'s model as ONNX at ``path`` and check it on ``X``.
 
     Returns what metrics.json records: the file, the events checked, the
@@ -77,9 +80,10 @@ def export_onnx(adapter: Any, path: Path, X: np.ndarray, task: Task) -> dict[str
         return {"skipped": str(exc)}
     except Exception as exc:  # the converter cannot handle this model
         path.unlink(missing_ok=True)
-        log.warning("no ONNX copy of the %s model: %s", adapter.name, describe(exc))
-        return {"error": describe(exc)}
-    X = X[:CHECK_EVENTS]
+        reason = re.sub(r"\x1b\[[0-9;]*m", "", describe(exc))[:300]
+        log.warning("no ONNX copy of the %s model: %s", adapter.name, reason)
+        return {"error": reason}
+    X = take(X, slice(0, CHECK_EVENTS))
     native = adapter.predict(X)
     exported = onnx_scores(session, X, task)
     if exported.shape != native.shape:
@@ -87,12 +91,12 @@ def export_onnx(adapter: Any, path: Path, X: np.ndarray, task: Task) -> dict[str
     else:
         diff = float(np.max(np.abs(exported - native), initial=0.0))
         problem = "" if np.allclose(exported, native, **tolerance) else (
-            f"its scores differ from the model's by up to {diff:.3g} on {len(X)} events "
+            f"its scores differ from the model's by up to {diff:.3g} on {n_events(X)} events "
             f"(tolerance rtol {RTOL:g}, atol {ATOL:g})")
     if problem:
         written.unlink()
         log.warning("no ONNX copy of the %s model: %s", adapter.name, problem)
-        return {"error": problem, "events_checked": len(X), **tolerance}
+        return {"error": problem, "events_checked": n_events(X), **tolerance}
     log.info("write %s (ONNX; same scores as the %s model on %d events, largest difference "
-             "%.2g)", written, adapter.name, len(X), diff)
-    return {"file": written.name, "events_checked": len(X), "max_abs_diff": diff, **tolerance}
+             "%.2g)", written, adapter.name, n_events(X), diff)
+    return {"file": written.name, "events_checked": n_events(X), "max_abs_diff": diff, **tolerance}

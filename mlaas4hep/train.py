@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .backends.common import Features, features, take
 from .config import Params
 from .dataset import Chunk, Dataset
 from .specs import Specs
@@ -61,19 +62,23 @@ def train(adapter: Any, data: Dataset, specs: Specs, params: Params,
                            epochs=params.epochs, on_epoch=record)
     elif params.training == "chunk":
         for k, chunk in enumerate(data.chunks(specs, desc="training")):
-            X, _, y = chunk.part(TRAIN)
+            X, mask, y = chunk.part(TRAIN)
             if len(y) == 0:
                 continue
-            Xv, _, yv = chunk.part(VALIDATION)
-            adapter.fit_arrays(X, y, (Xv, yv.astype(np.float32)) if len(yv) else None,
+            Xv, mask_v, yv = chunk.part(VALIDATION)
+            adapter.fit_arrays(features(X, mask, adapter.wants_mask), y,
+                               (features(Xv, mask_v, adapter.wants_mask), yv.astype(np.float32))
+                               if len(yv) else None,
                                epochs=params.epochs, batch_size=params.batch_size,
                                on_epoch=lambda logs, k=k: record(logs, chunk=k))
             if stopping():
                 break
     else:
         adapter.fit_stream(
-            lambda: _batches(data, specs, params, TRAIN, shuffle_pass=len(history)),
-            (lambda: _batches(data, specs, params, VALIDATION, shuffle_pass=None))
+            lambda: _batches(data, specs, params, TRAIN, adapter.wants_mask,
+                             shuffle_pass=len(history)),
+            (lambda: _batches(data, specs, params, VALIDATION, adapter.wants_mask,
+                              shuffle_pass=None))
             if params.validation_fraction > 0 else None,
             specs.n_features, epochs=params.epochs,
             on_epoch=record)
@@ -83,17 +88,18 @@ def train(adapter: Any, data: Dataset, specs: Specs, params: Params,
     return history
 
 
-def _batches(data: Dataset, specs: Specs, params: Params, split: int,
-             shuffle_pass: int | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _batches(data: Dataset, specs: Specs, params: Params, split: int, wants_mask: bool,
+             shuffle_pass: int | None) -> Iterator[tuple[Features, np.ndarray]]:
     """Mini-batches of one split over all chunks; reshuffled per pass when asked."""
     for chunk in data.chunks(specs, desc="training" if split == TRAIN else "validation"):
-        X, _, y = chunk.part(split)
+        X, mask, y = chunk.part(split)
+        inputs = features(X, mask, wants_mask)
         order = np.arange(len(y))
         if shuffle_pass is not None and params.shuffle:
             order = np.random.default_rng([params.seed, shuffle_pass, len(y)]).permutation(len(y))
         for i in range(0, len(y), params.batch_size):
             rows = order[i:i + params.batch_size]
-            yield X[rows], y[rows].astype(np.float32)
+            yield take(inputs, rows), y[rows].astype(np.float32)
 
 
 def predict_split(adapter: Any, data: Dataset, specs: Specs, split: int = TEST,
@@ -104,7 +110,7 @@ def predict_split(adapter: Any, data: Dataset, specs: Specs, split: int = TEST,
     for chunk in data.chunks(specs, desc="testing"):
         if each_chunk is not None:
             each_chunk(chunk)
-        X, _, y = chunk.part(split)
+        X, mask, y = chunk.part(split)
         labels.append(y)
-        scores.append(adapter.predict(X))
+        scores.append(adapter.predict(features(X, mask, adapter.wants_mask)))
     return np.concatenate(labels), np.concatenate(scores)

@@ -86,7 +86,7 @@ def run_workflow(files: str | Path, labels: str | Path, model: str | Path,
         log.info("write %s", work / "global-specs.json")
 
         from .backends import adapter_for
-        from .backends.common import seed_everything
+        from .backends.common import Features, features, seed_everything
 
         seed_everything(p.seed)
         adapter = adapter_for(build_model(model, spec.n_features, task.n_classes),
@@ -102,11 +102,12 @@ def run_workflow(files: str | Path, labels: str | Path, model: str | Path,
         train_seconds = time.perf_counter() - t0
 
         histograms = InputHistograms(spec, p.normalisation) if p.hist else None
-        check_batch: list[np.ndarray] = []
+        check_batch: list[Features] = []
 
         def each_chunk(chunk: Chunk) -> None:
             if not check_batch:
-                check_batch.append(chunk.X[:CHECK_EVENTS])
+                check_batch.append(features(chunk.X[:CHECK_EVENTS], chunk.mask[:CHECK_EVENTS],
+                                            adapter.wants_mask))
             if histograms is not None:
                 histograms.add(chunk)
 

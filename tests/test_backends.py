@@ -69,10 +69,13 @@ def assert_onnx_matches(run: Path, metrics: dict) -> None:
     assert metrics["onnx"].get("file") == "model.onnx", metrics["onnx"]
     assert metrics["onnx"]["events_checked"] > 0
     task = Task(metrics["classes"], regression=metrics["task"] == "regression")
-    X = np.random.default_rng(1).random((500, metrics["n_features"]), dtype=np.float32)
+    rng = np.random.default_rng(1)
+    X = rng.random((500, metrics["n_features"]), dtype=np.float32)
+    session = onnx_session(run / "model.onnx")
+    if len(session.get_inputs()) == 2:  # a model fed (X, mask)
+        X = (X, (rng.random(X.shape) > 0.3).astype(np.float32))
     native = load_native(run / metrics["model"], metrics["backend"], task)
-    np.testing.assert_allclose(onnx_scores(onnx_session(run / "model.onnx"), X, task),
-                               native(X), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(onnx_scores(session, X, task), native(X), rtol=1e-4, atol=1e-5)
 
 
 def shaped(scores: np.ndarray, task: Any) -> np.ndarray:
@@ -87,14 +90,20 @@ def load_native(path: Path, backend: str, task: Any) -> Callable[[np.ndarray], n
         import keras
 
         model = keras.saving.load_model(path)
-        return lambda X: shaped(model.predict(X, verbose=0), task)
+        return lambda X: shaped(model.predict(list(X) if isinstance(X, tuple) else X,
+                                              verbose=0), task)
     if backend == "pytorch":  # the example modules give logits
         import torch
 
         module = torch.export.load(str(path)).module()
         activation = (torch.sigmoid if task.binary else (lambda t: t) if task.regression
                       else (lambda t: torch.softmax(t, dim=1)))
-        return lambda X: shaped(activation(module(torch.from_numpy(X))).detach().numpy(), task)
+        def scores(X: Any) -> np.ndarray:
+            arrays = X if isinstance(X, tuple) else (X,)
+            out = module(*(torch.from_numpy(a) for a in arrays))
+            return shaped(activation(out).detach().numpy(), task)
+
+        return scores
     if backend == "xgboost":
         import xgboost
 
@@ -147,6 +156,56 @@ def test_in_memory_fit_refuses_with_an_estimate_when_too_big(workdir: Path, monk
                      MODELS / "sklearn_random_forest.py", workdir / "params.json",
                      workdir / "preproc.json", out_dir=workdir / "big")
     assert not (workdir / "big").exists()
+
+
+MASK_CHECKING_MODEL = """
+import json, torch
+from torch import nn
+
+class Checked(nn.Module):
+    def __init__(self, idim):
+        super().__init__()
+        self.linear = nn.Linear(2 * idim, 1)
+        self.padded = 0
+
+    def forward(self, x, mask):
+        if not torch.compiler.is_exporting():  # saving traces forward without data
+            assert x.shape == mask.shape and set(mask.unique().tolist()) <= {0.0, 1.0}
+            assert bool((x[mask == 0] == 0).all()), "padding must hold 0"
+            self.padded += int((mask == 0).sum())
+            with open("padded.json", "w") as out:
+                json.dump(self.padded, out)
+        return self.linear(torch.cat([x, mask], dim=1))
+
+def model(idim):
+    return Checked(idim)
+"""
+
+
+def test_a_model_with_a_mask_argument_gets_the_padding_mask(workdir: Path,
+                                                            monkeypatch) -> None:
+    """forward(x, mask) receives the real mask: same shape as X, 0/1, 0 on every padded
+    position (where X holds 0), and the samples' jagged branches do pad."""
+    (workdir / "checked.py").write_text(MASK_CHECKING_MODEL)
+    monkeypatch.chdir(workdir)
+    edit_json(workdir / "params.json", epochs=1, training="standard")
+    out = run_workflow(workdir / "files.txt", workdir / "labels.txt", workdir / "checked.py",
+                       workdir / "params.json", workdir / "preproc.json", out_dir="masked")
+    assert json.loads((workdir / "padded.json").read_text()) > 0
+    assert json.loads((out / "metrics.json").read_text())["onnx"]["file"] == "model.onnx"
+
+
+def test_wants_mask_on_a_model_that_cannot_take_it_is_refused(workdir: Path) -> None:
+    from mlaas4hep.errors import UserError
+
+    (workdir / "forest.py").write_text(
+        "from sklearn.ensemble import RandomForestClassifier\n"
+        "def model():\n    m = RandomForestClassifier()\n    m.wants_mask = True\n"
+        "    return m\n")
+    with pytest.raises(UserError, match=r"forest.py: wants_mask is for Keras and PyTorch "
+                                        r"models; scikit-learn models are given X only"):
+        run_workflow(workdir / "files.txt", workdir / "labels.txt", workdir / "forest.py",
+                     workdir / "params.json", workdir / "preproc.json", out_dir=workdir / "f")
 
 
 def test_unknown_model_type_is_refused_clearly(workdir: Path) -> None:

@@ -15,7 +15,10 @@ import numpy as np
 from ..errors import UserError
 from ..tasks import Task
 
-Batches = Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]
+Features = np.ndarray | tuple[np.ndarray, np.ndarray]
+"""What a model is fed: X (events x features), or (X, mask) for a model that wants the mask
+(``mask == 1`` marks a real value; float32 like X)."""
+Batches = Callable[[], Iterator[tuple[Features, np.ndarray]]]
 """Makes a fresh pass of (X, y) batches (mini-batches or whole chunks)."""
 ChunkParts = Callable[[int], Iterator[tuple[np.ndarray, np.ndarray]]]
 """``parts(split)``: a fresh pass of (X, y) per chunk for one split."""
@@ -25,6 +28,26 @@ EpochReport = Callable[[dict], "bool | None"]
 
 ONNX_HINT = ("ONNX export needs the ONNX converters: pip install 'mlaas4hep[onnx]' (onnx, "
              "onnxruntime, tf2onnx, onnxscript, skl2onnx, onnxmltools)")
+
+
+def features(X: np.ndarray, mask: np.ndarray, wants_mask: bool) -> Features:
+    """X, or (X, mask as float32) for a model that wants the mask."""
+    return (X, mask.astype(np.float32)) if wants_mask else X
+
+
+def take(inputs: Features, rows: Any) -> Features:
+    """The events ``rows`` of X or of (X, mask)."""
+    return (inputs[0][rows], inputs[1][rows]) if isinstance(inputs, tuple) else inputs[rows]
+
+
+def n_events(inputs: Features) -> int:
+    """Events in X or in (X, mask)."""
+    return len(inputs[0]) if isinstance(inputs, tuple) else len(inputs)
+
+
+def declares_mask(model: Any) -> bool:
+    """True when the model asks for (X, mask): ``wants_mask = True`` on the model object."""
+    return getattr(model, "wants_mask", False) is True
 
 
 def import_library(module: str, hint: str) -> Any:

@@ -11,7 +11,16 @@ import numpy as np
 
 from ..errors import UserError
 from ..tasks import Task
-from .common import ONNX_HINT, Batches, EpochReport, import_library, with_suffix
+from .common import (
+    ONNX_HINT,
+    Batches,
+    EpochReport,
+    Features,
+    declares_mask,
+    import_library,
+    n_events,
+    with_suffix,
+)
 
 
 def import_keras() -> Any:
@@ -40,6 +49,7 @@ class KerasModel:
             raise UserError(f"{where}: the Keras model is not compiled; call "
                             "model.compile(optimizer=..., loss=..., metrics=[...]) in model()")
         self.model = model
+        self.wants_mask = _wants_mask(model, where)
         self._ensure_metrics(keras)
 
     def _ensure_metrics(self, keras: Any) -> None:
@@ -60,21 +70,22 @@ class KerasModel:
         self.model.compile(optimizer=self.model.optimizer, loss=self.model.loss,
                            metrics=metrics)
 
-    def fit_arrays(self, X: np.ndarray, y: np.ndarray, validation: tuple | None, *,
+    def fit_arrays(self, X: Features, y: np.ndarray, validation: tuple | None, *,
                    epochs: int, batch_size: int, on_epoch: EpochReport) -> None:
         """Train ``epochs`` epochs on arrays (one chunk), reporting each epoch."""
-        self.model.fit(X, y.astype(np.float32), validation_data=validation, epochs=epochs,
-                       class_weight=self.class_weight,
-                       batch_size=batch_size, shuffle=True, verbose=0,
-                       callbacks=[_epoch_callback(on_epoch)])
+        if validation is not None:
+            validation = (_keras_x(validation[0]), validation[1])
+        self.model.fit(_keras_x(X), y.astype(np.float32), validation_data=validation,
+                       epochs=epochs, class_weight=self.class_weight, batch_size=batch_size,
+                       shuffle=True, verbose=0, callbacks=[_epoch_callback(on_epoch)])
 
     def fit_stream(self, train: Batches, validation: Batches | None, n_features: int, *,
                    epochs: int, on_epoch: EpochReport) -> None:
         """Train ``epochs`` passes over batches produced anew for each epoch."""
         import tensorflow as tf
 
-        signature = (tf.TensorSpec((None, n_features), tf.float32),
-                     tf.TensorSpec((None,), tf.float32))
+        x = tf.TensorSpec((None, n_features), tf.float32)
+        signature = ((x, x) if self.wants_mask else x, tf.TensorSpec((None,), tf.float32))
 
         def dataset(make: Batches) -> Any:
             return tf.data.Dataset.from_generator(make, output_signature=signature).prefetch(2)
@@ -88,11 +99,11 @@ class KerasModel:
                            validation_data=dataset(validation) if validation else None,
                            callbacks=[_epoch_callback(on_epoch)])
 
-    def predict(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    def predict(self, X: Features, batch_size: int = 4096) -> np.ndarray:
         """Signal scores in [0, 1] (one per event), or class probabilities (n, K)."""
-        if len(X) == 0:
+        if n_events(X) == 0:
             return self.task.no_scores()
-        out = np.asarray(self.model.predict(X, batch_size=batch_size, verbose=0))
+        out = np.asarray(self.model.predict(_keras_x(X), batch_size=batch_size, verbose=0))
         if self.task.binary or self.task.regression:
             return out.reshape(-1)
         if out.ndim != 2 or out.shape[1] != self.task.n_classes:
@@ -114,6 +125,23 @@ class KerasModel:
         path = with_suffix(path, (".onnx",))
         self.model.export(str(path), format="onnx", verbose=False)
         return path
+
+
+def _wants_mask(model: Any, where: str) -> bool:
+    """A model with two inputs (or ``wants_mask = True``) gets (X, mask); one input, X."""
+    try:
+        n_inputs = len(model.inputs)
+    except (AttributeError, ValueError):  # not built yet: one input
+        n_inputs = 1
+    if n_inputs > 2 or (declares_mask(model) and n_inputs != 2):
+        raise UserError(f"{where}: the Keras model has {n_inputs} input(s); it can take X, or "
+                        "(X, mask) with two inputs of the same shape")
+    return n_inputs == 2
+
+
+def _keras_x(X: Features) -> Any:
+    """Keras takes several inputs as a list."""
+    return list(X) if isinstance(X, tuple) else X
 
 
 def _epoch_callback(on_epoch: EpochReport) -> Any:

@@ -58,6 +58,7 @@ class SklearnModel:
     """Adapter: streamed ``partial_fit`` or one in-memory ``fit``."""
 
     name = "scikit-learn"
+    wants_mask = False
 
     def __init__(self, model: Any, *, where: str, task: Task):
         self.model = model

@@ -10,6 +10,7 @@ Per-epoch records have the same keys as Keras's.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,13 @@ from .common import (
     ONNX_HINT,
     Batches,
     EpochReport,
+    Features,
+    declares_mask,
     epoch_record,
     import_library,
+    n_events,
     sample_weights,
+    take,
     with_suffix,
 )
 
@@ -56,6 +61,7 @@ class TorchModel:
         self.n_features = 0
         last = list(model.children())[-1] if list(model.children()) else None
         self.outputs_probability = isinstance(last, torch.nn.Sigmoid)
+        self.wants_mask = declares_mask(model) or _forward_arguments(model) == 2
         if hasattr(model, "configure_training"):
             try:
                 self.loss_fn, self.optimizer = model.configure_training()
@@ -73,9 +79,11 @@ class TorchModel:
                 self.loss_fn = torch.nn.BCEWithLogitsLoss()
             self.optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 
-    def _forward(self, X: np.ndarray) -> Any:
-        self.n_features = X.shape[1]
-        out = self.model(self.torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)))
+    def _forward(self, X: Features) -> Any:
+        arrays = X if isinstance(X, tuple) else (X,)
+        self.n_features = arrays[0].shape[1]
+        out = self.model(*(self.torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+                           for a in arrays))
         if self.task.multiclass:
             if out.ndim != 2 or out.shape[1] != self.task.n_classes:
                 raise UserError(f"{self.where}: for {self.task.n_classes} classes the module "
@@ -118,7 +126,7 @@ class TorchModel:
     def _probabilities(self, out: Any) -> np.ndarray:
         return self._scores(out).detach().numpy().astype(np.float32)
 
-    def _epoch(self, batches: Iterator[tuple[np.ndarray, np.ndarray]]
+    def _epoch(self, batches: Iterator[tuple[Features, np.ndarray]]
                ) -> tuple[np.ndarray, np.ndarray]:
         """One pass of optimisation; the labels and scores seen (for the epoch metrics)."""
         self.model.train()
@@ -135,7 +143,7 @@ class TorchModel:
             scores.append(self._probabilities(out))
         return self._joined(labels, scores)
 
-    def _evaluate(self, batches: Iterator[tuple[np.ndarray, np.ndarray]]
+    def _evaluate(self, batches: Iterator[tuple[Features, np.ndarray]]
                   ) -> tuple[np.ndarray, np.ndarray]:
         labels, scores = [], []
         for X, y in batches:
@@ -152,16 +160,16 @@ class TorchModel:
             if on_epoch(epoch_record(self.task, epoch, seen, checked)):
                 return
 
-    def fit_arrays(self, X: np.ndarray, y: np.ndarray, validation: tuple | None, *,
+    def fit_arrays(self, X: Features, y: np.ndarray, validation: tuple | None, *,
                    epochs: int, batch_size: int, on_epoch: EpochReport) -> None:
         """``epochs`` epochs on one chunk's arrays, reshuffled each epoch."""
         generator = self.torch.Generator().manual_seed(int(self.torch.initial_seed()) % 2**31)
 
-        def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        def batches() -> Iterator[tuple[Features, np.ndarray]]:
             order = self.torch.randperm(len(y), generator=generator).numpy()
             for i in range(0, len(y), batch_size):
                 rows = order[i:i + batch_size]
-                yield X[rows], y[rows]
+                yield take(X, rows), y[rows]
 
         for epoch in range(epochs):
             seen = self._epoch(batches())
@@ -169,12 +177,12 @@ class TorchModel:
             if on_epoch(epoch_record(self.task, epoch, seen, checked)):
                 return
 
-    def predict(self, X: np.ndarray, batch_size: int = 8192) -> np.ndarray:
+    def predict(self, X: Features, batch_size: int = 8192) -> np.ndarray:
         """Signal probabilities (one per event)."""
         self.model.eval()
         with self.torch.no_grad():
-            parts = [self._probabilities(self._forward(X[i:i + batch_size]))
-                     for i in range(0, len(X), batch_size)]
+            parts = [self._probabilities(self._forward(take(X, slice(i, i + batch_size))))
+                     for i in range(0, n_events(X), batch_size)]
         return np.concatenate(parts) if parts else self.task.no_scores()
 
     def _joined(self, labels: list[np.ndarray], scores: list[np.ndarray]
@@ -189,10 +197,9 @@ class TorchModel:
         path = with_suffix(path, (".pt2",))
         self.model.eval()
         torch = self.torch
-        example = torch.zeros(2, self.n_features)
         try:
-            program = torch.export.export(self.model, (example,),
-                                          dynamic_shapes=({0: torch.export.Dim("batch")},))
+            program = torch.export.export(self.model, self._example(),
+                                          dynamic_shapes=self._dynamic_shapes())
         except Exception as exc:
             raise UserError(f"{self.where}: torch.export cannot export the module: "
                             f"{describe(exc)}") from None
@@ -211,15 +218,34 @@ class TorchModel:
                 super().__init__()
                 self.model = adapter.model
 
-            def forward(self, x: Any) -> Any:
-                out = self.model(x)
+            def forward(self, x: Any, mask: Any = None) -> Any:
+                out = self.model(x) if mask is None else self.model(x, mask)
                 if not adapter.task.multiclass and out.ndim == 2:
                     out = out[:, 0]
                 return adapter._scores(out)
 
         self.model.eval()
-        torch.onnx.export(Scores().eval(), (torch.zeros(2, self.n_features),), str(path),
-                          dynamo=True, input_names=["X"], output_names=["scores"],
-                          dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
+        torch.onnx.export(Scores().eval(), self._example(), str(path), dynamo=True,
+                          input_names=["X", "mask"][:len(self._example())],
+                          output_names=["scores"], dynamic_shapes=self._dynamic_shapes(),
+                          verbose=False)
         return path
+
+    def _example(self) -> tuple:
+        """Example inputs for export: X, and the mask when the module takes it."""
+        return tuple(self.torch.zeros(2, self.n_features) for _ in range(1 + self.wants_mask))
+
+    def _dynamic_shapes(self) -> tuple:
+        batch = self.torch.export.Dim("batch")
+        return ({0: batch},) * len(self._example())
+
+
+def _forward_arguments(model: Any) -> int:
+    """Required positional arguments of ``model.forward``."""
+    try:
+        parameters = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    return sum(p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+               for p in parameters)
 

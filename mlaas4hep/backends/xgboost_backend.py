@@ -55,6 +55,7 @@ class XGBoostModel:
     """Adapter: external-memory training from the chunk stream, with early stopping."""
 
     name = "xgboost"
+    wants_mask = False
 
     def __init__(self, model: Any, *, where: str, task: Task):
         self.xgb = import_xgboost()
