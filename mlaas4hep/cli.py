@@ -62,6 +62,9 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
                         "was computed from the same files, branches, cuts, nevts and split")
     parser.add_argument("--seed", type=int, help="seed for split, shuffling and model "
                         "initialisation (overrides params 'seed', default 42)")
+    parser.add_argument("--dask", metavar="ADDRESS", help="run the specs pass (and prepare's "
+                        "chunk creation) on a Dask cluster: tcp://scheduler:8786, or 'local' "
+                        "for a LocalCluster on this machine (overrides params 'dask')")
 
 
 def _workflow_parser(prog: str) -> argparse.ArgumentParser:
@@ -120,14 +123,14 @@ def _run_workflow(args: argparse.Namespace) -> None:
 
     run_workflow(args.files, args.labels, args.model, args.params, args.preproc,
                  specs=args.specs, out_dir=args.out_dir, fout=args.fout, seed=args.seed,
-                 overwrite=args.overwrite)
+                 overwrite=args.overwrite, dask=args.dask)
 
 
 def _run_prepare(args: argparse.Namespace) -> None:
     from .workflow import prepare
 
     prepare(args.files, args.labels, args.params, args.preproc, specs=args.specs,
-            output=args.output, seed=args.seed)
+            output=args.output, seed=args.seed, dask=args.dask)
 
 
 def _run_make_sample(args: argparse.Namespace) -> None:

@@ -67,6 +67,9 @@ PARAMS_KEYS: tuple[Key, ...] = (
     Key("cache_mb", (int,), 1024, "prepared chunks are kept in memory up to this size so later "
         "epochs and the test pass do not re-read the files; 0 = always stream"),
     Key("threads", (int,), 0, "threads for ROOT decompression; 0 = number of CPU cores"),
+    Key("dask", (str,), "", "run the specs pass and 'mlaas4hep prepare' on a Dask cluster: "
+        "a scheduler address such as tcp://scheduler:8786, or 'local' for a LocalCluster on "
+        "this machine; empty = in this process (--dask overrides; needs mlaas4hep[dask])"),
 )
 
 NEW_BRANCH_KEYS: dict[str, str] = {
@@ -114,6 +117,7 @@ class Params:
     class_weight: str | dict[str, float] = ""
     cache_mb: int = 1024
     threads: int = 0
+    dask: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The params as a JSON-ready dict."""

@@ -27,7 +27,7 @@ from .flatten import Normaliser, feature_names, to_matrix
 from .progress import progress
 from .selection import Selection, select_branches
 from .sources import RootInput, open_input
-from .specs import SPECS_VERSION, Specs, compute_specs, specs_hash
+from .specs import SPECS_VERSION, Specs, SpecsPart, merge_specs, specs_hash, summarise_chunk
 from .split import SPLIT_NAMES
 from .stream import ChunkPlan, EventStream, RawChunk
 
@@ -128,8 +128,9 @@ class Dataset:
             "validation_fraction": p.validation_fraction, "test_fraction": p.test_fraction,
         }
 
-    def specs(self, reuse: str | Path | None = None) -> Specs:
-        """Load specs from ``reuse`` when computed for these inputs, else run the specs pass."""
+    def specs(self, reuse: str | Path | None = None, *, client: Any = None) -> Specs:
+        """Load specs from ``reuse`` when computed for these inputs, else run the specs pass
+        (on the Dask cluster of ``client`` when given: the same result)."""
         digest = specs_hash(self.specs_material())
         if reuse is not None and Path(reuse).exists():
             cached = Specs.load(reuse)
@@ -139,11 +140,18 @@ class Dataset:
             log.warning("%s was computed for different inputs (files, branches, cuts, nevts or "
                         "split); computing the specs again", reuse)
         files = [{"path": s.path, "label": s.label, "entries": s.entries} for s in self.inputs]
-        chunks = progress(self.stream, total=self.plan.total, desc="specs pass",
-                          enabled=self.params.verbose == 0,
-                          weight=lambda c: sum(c.read_per_file.values()))
-        specs = compute_specs(chunks, self.selection.inputs, files, tree=self.params.branch,
-                              hash=digest, skipped=self.selection.skipped)
+        inputs = self.selection.inputs
+        if client is not None:
+            from .distributed import specs_parts
+
+            parts: Iterator[SpecsPart] = specs_parts(self, client)
+        else:
+            chunks = progress(self.stream, total=self.plan.total, desc="specs pass",
+                              enabled=self.params.verbose == 0,
+                              weight=lambda c: sum(c.read_per_file.values()))
+            parts = (summarise_chunk(c, inputs, len(files)) for c in chunks)
+        specs = merge_specs(parts, inputs, files, tree=self.params.branch, hash=digest,
+                            skipped=self.selection.skipped)
         self._check_events(specs)
         return specs
 

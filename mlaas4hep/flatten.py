@@ -20,12 +20,45 @@ def jagged_parts(array: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.diff(offsets), content
 
 
+def _lists_of_numbers(array: Any) -> Any:
+    """The ListOffsetArray layout of ``array`` when it is one over plain numbers, else None
+    (the common case, read straight from the numpy buffers: no awkward dispatch)."""
+    layout = array.layout if isinstance(array, ak.Array) else array
+    if (isinstance(layout, ak.contents.ListOffsetArray)
+            and isinstance(layout.content, ak.contents.NumpyArray)
+            and layout.content.data.ndim == 1 and not layout.parameters):
+        return layout
+    return None
+
+
 def jagged_offsets(array: Any) -> tuple[np.ndarray, np.ndarray]:
     """Offsets (length events + 1, starting at 0) and flat contents of a jagged array."""
-    layout = ak.to_layout(ak.from_regular(array, axis=1)).to_ListOffsetArray64(False)
-    offsets = np.asarray(layout.offsets)
-    content = np.asarray(ak.to_numpy(layout.content))[offsets[0]:offsets[-1]]
-    return offsets - offsets[0], content
+    layout = _lists_of_numbers(array)
+    if layout is None:
+        layout = ak.to_layout(ak.from_regular(array, axis=1)).to_ListOffsetArray64(False)
+        offsets = np.asarray(layout.offsets)
+        content = np.asarray(ak.to_numpy(layout.content))
+    else:
+        offsets, content = np.asarray(layout.offsets.data), layout.content.data
+    offsets = offsets.astype(np.int64, copy=False)
+    return offsets - offsets[0], content[offsets[0]:offsets[-1]]
+
+
+def jagged_from(offsets: np.ndarray, content: np.ndarray) -> ak.Array:
+    """A jagged array of numbers from offsets (starting at 0) and contents."""
+    return ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(offsets),
+                                                ak.contents.NumpyArray(content)))
+
+
+def select_events(column: Any, keep: np.ndarray) -> Any:
+    """The events of ``column`` (flat or jagged) where ``keep`` is True."""
+    if isinstance(column, np.ndarray) or _lists_of_numbers(column) is None:
+        return column[keep]
+    offsets, content = jagged_offsets(column)
+    counts = np.diff(offsets)[keep]
+    kept = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=kept[1:])
+    return jagged_from(kept, content[np.repeat(keep, np.diff(offsets))])
 
 
 @numba.njit(cache=True, nogil=True)

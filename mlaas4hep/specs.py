@@ -22,7 +22,7 @@ import awkward as ak
 import numpy as np
 
 from .errors import UserError
-from .flatten import jagged_parts
+from .flatten import jagged_parts, select_events
 from .split import SPLIT_NAMES, TRAIN
 from .stream import RawChunk
 
@@ -158,37 +158,70 @@ def _dtype(value: Any) -> str:
     return str(ak.type(value).content.content)
 
 
-def compute_specs(chunks: Iterable[RawChunk], inputs: list[str], files: list[dict[str, Any]],
-                  *, tree: str, hash: str, skipped: dict[str, str]) -> Specs:
-    """Run the specs pass over ``chunks``; ``files`` gets per-file counts added."""
+@dataclass
+class SpecsPart:
+    """What one chunk adds to the specs (mergeable, so chunks can be summarised anywhere)."""
+
+    branches: dict[str, BranchSpec]
+    counts: list[dict[str, int]]
+    """Per file: read, selected and the events of each split."""
+
+
+def summarise_chunk(chunk: RawChunk, inputs: list[str], n_files: int) -> SpecsPart:
+    """The statistics of one chunk's training split and its per-file counts."""
+    branches: dict[str, BranchSpec] = {}
+    train = chunk.split == TRAIN
+    for name in inputs:
+        column = chunk.columns[name]
+        kind = {1: "flat", 2: "jagged"}.get(_depth(column))
+        if kind is None:
+            raise UserError(f"branch '{name}' is neither flat nor a list of numbers")
+        spec = branches[name] = BranchSpec(kind, _dtype(column),
+                                           max_len=0 if kind == "jagged" else None)
+        if kind == "flat":
+            spec.add(np.asarray(column)[train])
+        else:
+            counts, _ = jagged_parts(column)
+            if len(counts):
+                spec.max_len = int(counts.max())
+            spec.add(jagged_parts(select_events(column, train))[1])
+    counts = []
+    for i in range(n_files):
+        mine = chunk.file_index == i
+        entry = {"read": chunk.read_per_file.get(i, 0), "selected": int(mine.sum())}
+        entry.update({split: int((chunk.split[mine] == code).sum())
+                      for code, split in enumerate(SPLIT_NAMES)})
+        counts.append(entry)
+    return SpecsPart(branches, counts)
+
+
+def _merge_branch(total: BranchSpec, part: BranchSpec) -> None:
+    total.non_finite += part.non_finite
+    if part.max_len is not None:
+        total.max_len = max(total.max_len or 0, part.max_len)
+    if part.count:
+        total.min = min(total.min, part.min)
+        total.max = max(total.max, part.max)
+        total.sum += part.sum
+        total.sumsq += part.sumsq
+        total.count += part.count
+
+
+def merge_specs(parts: Iterable[SpecsPart], inputs: list[str], files: list[dict[str, Any]],
+                *, tree: str, hash: str, skipped: dict[str, str]) -> Specs:
+    """Add up chunk summaries in chunk order; ``files`` gets per-file counts added."""
     branches: dict[str, BranchSpec] = {}
     for f in files:
         f.update({"read": 0, "selected": 0, **{s: 0 for s in SPLIT_NAMES}})
-    for chunk in chunks:
-        train = chunk.split == TRAIN
-        for name in inputs:
-            column = chunk.columns[name]
+    for part in parts:
+        for name, spec in part.branches.items():
             if name not in branches:
-                kind = {1: "flat", 2: "jagged"}.get(_depth(column))
-                if kind is None:
-                    raise UserError(f"branch '{name}' is neither flat nor a list of numbers")
-                branches[name] = BranchSpec(kind, _dtype(column),
-                                            max_len=0 if kind == "jagged" else None)
-            spec = branches[name]
-            if spec.kind == "flat":
-                spec.add(np.asarray(column)[train])
-            else:
-                counts, _ = jagged_parts(column)
-                if len(counts):
-                    spec.max_len = max(spec.max_len or 0, int(counts.max()))
-                spec.add(jagged_parts(column[train])[1])
-        for i, f in enumerate(files):
-            mine = chunk.file_index == i
-            f["selected"] += int(mine.sum())
-            for code, split in enumerate(SPLIT_NAMES):
-                f[split] += int((chunk.split[mine] == code).sum())
-        for i, n in chunk.read_per_file.items():
-            files[i]["read"] += n
+                branches[name] = BranchSpec(spec.kind, spec.dtype,
+                                            max_len=0 if spec.kind == "jagged" else None)
+            _merge_branch(branches[name], spec)
+        for f, counts in zip(files, part.counts, strict=True):
+            for key, n in counts.items():
+                f[key] += n
     for spec in branches.values():
         spec.finish()
     return Specs(hash, tree, inputs, branches, files, skipped)

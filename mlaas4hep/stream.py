@@ -19,7 +19,7 @@ import awkward as ak
 import numpy as np
 
 from .config import Params, Preproc
-from .flatten import jagged_offsets
+from .flatten import jagged_from, jagged_offsets, select_events
 from .preprocess import add_new_branches, event_mask
 from .selection import Selection
 from .sources import RootInput
@@ -75,10 +75,17 @@ class RawChunk:
 
 
 def _columns(arrays: ak.Array, names: list[str]) -> dict[str, Any]:
+    """Each branch: a numpy array (flat) or an awkward array (jagged)."""
+    layout = arrays.layout
     out: dict[str, Any] = {}
     for name in names:
-        column = arrays[name]
-        out[name] = ak.to_numpy(column) if column.ndim == 1 else column
+        if isinstance(layout, ak.contents.RecordArray):  # fields without awkward dispatch
+            field = layout.content(name)
+            plain = isinstance(field, ak.contents.NumpyArray) and field.data.ndim == 1
+            out[name] = field.data if plain else ak.Array(field)
+        else:
+            column = arrays[name]
+            out[name] = ak.to_numpy(column) if column.ndim == 1 else column
     return out
 
 
@@ -101,9 +108,7 @@ def _concat_jagged(arrays: list[ak.Array]) -> ak.Array:
         offsets.append(o[1:] + shift)
         contents.append(c)
         shift += len(c)
-    layout = ak.contents.ListOffsetArray(ak.index.Index64(np.concatenate(offsets)),
-                                         ak.contents.NumpyArray(np.concatenate(contents)))
-    return ak.Array(layout)
+    return jagged_from(np.concatenate(offsets), np.concatenate(contents))
 
 
 class EventStream:
@@ -149,7 +154,7 @@ class EventStream:
         add_new_branches(columns, self.preproc)
         keep = event_mask(columns, self.preproc, sum(read.values()))
         if not keep.all():
-            columns = {name: value[keep] for name, value in columns.items()}
+            columns = {name: select_events(value, keep) for name, value in columns.items()}
         return RawChunk(k, columns, np.concatenate(labels)[keep], np.concatenate(splits)[keep],
                         np.concatenate(files)[keep], read)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,17 +43,26 @@ class Inputs:
 
 
 def load_inputs(files: str | Path, labels: str | Path, params: str | Path | None = None,
-                preproc: str | Path | None = None, *, seed: int | None = None) -> Inputs:
-    """Read and check files.txt, labels.txt, params.json and preproc.json."""
-    loaded = Inputs(read_files_and_labels(files, labels), load_params(params, seed=seed),
-                    load_preproc(preproc))
+                preproc: str | Path | None = None, *, seed: int | None = None,
+                dask: str | None = None) -> Inputs:
+    """Read and check files.txt, labels.txt, params.json and preproc.json (``seed`` and
+    ``dask`` override the params)."""
+    loaded = Inputs(read_files_and_labels(files, labels),
+                    load_params(params, seed=seed, dask=dask), load_preproc(preproc))
     log.info("model parameters: %s", loaded.params.to_dict())
     return loaded
 
 
-def _specs(data: Dataset, reuse: str | Path | None) -> tuple[Specs, float]:
+def _specs(data: Dataset, reuse: str | Path | None, client: Any = None
+           ) -> tuple[Specs, float]:
     t0 = time.perf_counter()
-    specs = data.specs(reuse)
+    if client is None and data.params.dask:
+        from .distributed import dask_client
+
+        with dask_client(data.params.dask) as client:
+            specs = data.specs(reuse, client=client)
+    else:
+        specs = data.specs(reuse, client=client)
     seconds = time.perf_counter() - t0
     log.info(specs.summary())
     for f in specs.files:
@@ -65,7 +76,8 @@ def run_workflow(files: str | Path, labels: str | Path, model: str | Path,
                  params: str | Path | None = None, preproc: str | Path | None = None, *,
                  specs: str | Path | None = None, out_dir: str | Path | None = None,
                  fout: str = "model.keras", seed: int | None = None, overwrite: bool = False,
-                 on_epoch: EpochHook | None = None, stop: StopCheck | None = None) -> Path:
+                 dask: str | None = None, on_epoch: EpochHook | None = None,
+                 stop: StopCheck | None = None) -> Path:
     """Read, preprocess, train, test and write every output; return the output folder.
 
     ``on_epoch`` is called with each epoch's record (loss, accuracy, auc and
@@ -73,7 +85,7 @@ def run_workflow(files: str | Path, labels: str | Path, model: str | Path,
     current epoch and the run is tested and written as usual (``"stopped":
     true`` in metrics.json).
     """
-    inputs = load_inputs(files, labels, params, preproc, seed=seed)
+    inputs = load_inputs(files, labels, params, preproc, seed=seed, dask=dask)
     task = task_for(inputs.pairs, labels, inputs.params.target)
     load_model_module(model)  # fail on a broken model.py before reading any data
     p = inputs.params
@@ -168,14 +180,26 @@ class Prepared:
 
 def prepare(files: str | Path, labels: str | Path, params: str | Path | None = None,
             preproc: str | Path | None = None, *, specs: str | Path | None = None,
-            output: str | Path | None = None, seed: int | None = None) -> Prepared:
-    """Run only the data pipeline; optionally write X, mask, y, split to ``output`` (.npz)."""
-    inputs = load_inputs(files, labels, params, preproc, seed=seed)
-    with Dataset.open(inputs.pairs, inputs.params, inputs.preproc) as data:
-        spec, specs_seconds = _specs(data, specs)
+            output: str | Path | None = None, seed: int | None = None,
+            dask: str | None = None) -> Prepared:
+    """Run only the data pipeline; optionally write X, mask, y, split to ``output`` (.npz).
+
+    With ``dask`` (or params 'dask'), the specs pass and chunk creation run on that Dask
+    cluster ('local' = a LocalCluster here); the arrays are the same.
+    """
+    inputs = load_inputs(files, labels, params, preproc, seed=seed, dask=dask)
+    with Dataset.open(inputs.pairs, inputs.params, inputs.preproc) as data, \
+            _maybe_dask(inputs.params.dask) as client:
+        spec, specs_seconds = _specs(data, specs, client)
         t0 = time.perf_counter()
         parts: dict[str, list[np.ndarray]] = {"X": [], "mask": [], "y": [], "split": []}
-        for chunk in data.chunks(spec, desc="preparing"):
+        if client is not None:
+            from .distributed import prepared_chunks
+
+            chunks = prepared_chunks(data, spec, client, keep=output is not None)
+        else:
+            chunks = data.chunks(spec, desc="preparing")
+        for chunk in chunks:
             if output is not None:
                 for key in parts:
                     parts[key].append(getattr(chunk, key))
@@ -192,6 +216,18 @@ def prepare(files: str | Path, labels: str | Path, params: str | Path | None = N
              specs_seconds, rate["specs"], chunks_seconds, rate["chunks"],
              result.events_selected, spec.n_features)
     return result
+
+
+@contextmanager
+def _maybe_dask(address: str) -> Iterator[Any]:
+    """A Dask client when ``address`` is set, else None."""
+    if not address:
+        yield None
+        return
+    from .distributed import dask_client
+
+    with dask_client(address) as client:
+        yield client
 
 
 def _write_arrays(path: Path, parts: dict[str, list[np.ndarray]], names: list[str],
