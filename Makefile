@@ -13,7 +13,7 @@ APT_PACKAGES := python3-venv xrootd-server iproute2 util-linux chromium docker.i
 DEMO_EVENTS ?= 100000
 DEV_STATE := .hub-dev
 
-.PHONY: up demo test lint images system-deps venv node-deps clean
+.PHONY: up demo test bench lint images system-deps venv node-deps clean
 
 $(VENV)/.system-deps: Makefile
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -76,8 +76,12 @@ images: $(VENV)/.images-prepared
 test: venv node-deps $(VENV)/.images-prepared
 	tests/isolated.sh $(PY) -m pytest
 
+# the data pipeline against a raw uproot read (README "Speed"); not part of the tests
+bench: venv
+	$(PY) benchmarks/pipeline_vs_raw.py --json benchmark-results.json
+
 lint: venv
 	$(VENV)/bin/ruff check mlaas4hep hub extension tests benchmarks
 
 clean:
-	rm -rf demo test-output .pytest_cache $(DEV_STATE)
+	rm -rf demo test-output .pytest_cache benchmark-results.json $(DEV_STATE)

@@ -78,7 +78,8 @@ TARGETS = {
 
 
 def median_seconds(run: Callable[[], object], repeat: int) -> float:
-    """Median wall time of ``repeat`` calls."""
+    """Median wall time of ``repeat`` calls, after one untimed warm-up call."""
+    run()  # warm-up: page cache, compiled kernels
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -148,6 +149,7 @@ def keras_epochs(files: Path, labels: Path, base: dict, epochs: int = 4) -> dict
     from mlaas4hep.train import train
 
     def small_mlp(idim: int) -> object:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import keras
 
         net = keras.Sequential([keras.Input((idim,)), keras.layers.Dense(64, activation="relu"),

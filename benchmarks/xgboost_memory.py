@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/xgboost_memory.py [--events 30000] [--json out.json]
 
 Runs ``mlaas4hep prepare`` (reading only, one chunk at a time) and
-``workflow.py`` with ``examples/models/xgboost_bdt.py`` on N and 4N generated
-events (same chunk size, ``cache_mb`` 0), polls each process's RssAnon and
+``workflow.py`` with a fixed-size XGBoost model (60 rounds of depth-4 trees, so the
+saved model, its ONNX copy and the plots cost the same for N and 4N) on N and 4N
+generated events (same chunk size, ``cache_mb`` 0), polls each process's RssAnon and
 prints the peaks, the growth from N to 4N and the growth of the float32
 training matrix. A streaming trainer's growth stays well below the matrix's
 (tests/test_backends.py runs this with --events 20000 and checks that).
@@ -23,7 +24,12 @@ from pathlib import Path
 from mlaas4hep.samples import make_sample_set
 
 BIN = Path(sys.executable).parent
-MODEL = Path(__file__).resolve().parents[1] / "mlaas4hep" / "examples" / "models" / "xgboost_bdt.py"
+FIXED_SIZE_MODEL = """from xgboost import XGBClassifier
+
+
+def model():
+    return XGBClassifier(n_estimators=60, max_depth=4, early_stopping_rounds=1000)
+"""
 
 
 def peak_anon_mb(args: list[str], cwd: Path) -> float:
@@ -52,15 +58,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         files, labels = make_sample_set(work / "samples", 2 * args.events, seed=1)
+        model = work / "fixed_size_bdt.py"
+        model.write_text(FIXED_SIZE_MODEL)
         rows = []
         for n in (args.events, 4 * args.events):
             params = work / f"params-{n}.json"
-            params.write_text(json.dumps({"chunk_size": 10_000, "cache_mb": 0, "nevts": n,
+            params.write_text(json.dumps({"chunk_size": 5_000, "cache_mb": 0, "nevts": n,
                                           "identifier": ["runNo", "evtNo", "lumi"]}))
             common = [f"--files={files}", f"--labels={labels}", f"--params={params}"]
             read = peak_anon_mb([str(BIN / "mlaas4hep"), "prepare", *common], work)
             out = work / f"run-{n}"
-            trained = peak_anon_mb([str(BIN / "workflow.py"), *common, f"--model={MODEL}",
+            trained = peak_anon_mb([str(BIN / "workflow.py"), *common, f"--model={model}",
                                     f"--out-dir={out}"], work)
             metrics = json.loads((out / "metrics.json").read_text())
             matrix = sum(metrics["events"]["train"].values()) * metrics["n_features"] * 4 / 2**20

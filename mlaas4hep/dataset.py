@@ -24,6 +24,7 @@ import numpy as np
 from .config import Params, Preproc
 from .errors import UserError, short_list
 from .flatten import Normaliser, feature_names, to_matrix
+from .prefetch import prefetched
 from .progress import progress
 from .selection import Selection, select_branches
 from .sources import RootInput, open_input
@@ -48,6 +49,8 @@ class Chunk:
     """0 train, 1 validation, 2 test."""
     label: np.ndarray
     """The label of the event's file (labels.txt)."""
+    read: int = 0
+    """Entries read from the files for this chunk (before cuts)."""
 
     def part(self, code: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(X, mask, y) of one split."""
@@ -180,9 +183,10 @@ class Dataset:
                 len(raw.labels))
         X, mask = to_matrix(raw.columns, specs.inputs, specs.widths, normalise, order)
         y = self._target(raw) if self.params.target else raw.labels
+        read = sum(raw.read_per_file.values())
         if order is None:
-            return Chunk(X, mask, y, raw.split, raw.labels)
-        return Chunk(X, mask, y[order], raw.split[order], raw.labels[order])
+            return Chunk(X, mask, y, raw.split, raw.labels, read)
+        return Chunk(X, mask, y[order], raw.split[order], raw.labels[order], read)
 
     def _target(self, raw: RawChunk) -> np.ndarray:
         value = raw.columns[self.params.target]
@@ -191,18 +195,21 @@ class Dataset:
                             "(one value per event)")
         return value.astype(np.float32)
 
-    def chunks(self, specs: Specs, *, desc: str = "reading") -> Iterator[Chunk]:
-        """Training-ready chunks; kept in memory up to ``cache_mb`` for later passes."""
+    def chunks(self, specs: Specs, *, desc: str = "reading", prefetch: bool = False
+               ) -> Iterator[Chunk]:
+        """Training-ready chunks; kept in memory up to ``cache_mb`` for later passes.
+
+        With ``prefetch`` (and ``threads`` other than 1), the next chunk is read and prepared
+        in a background thread while the caller works on this one (training).
+        """
         if self._cache is not None:
             yield from self._cache
             return
         budget = self.params.cache_mb * 2**20
         cache: list[Chunk] | None = [] if budget > 0 else None
         held = 0
-        for raw in progress(self.stream, total=self.plan.total, desc=desc,
-                            enabled=self.params.verbose == 0,
-                            weight=lambda c: sum(c.read_per_file.values())):
-            chunk = self.prepare(raw, specs)
+        for chunk in progress(self._prepared(specs, prefetch), total=self.plan.total, desc=desc,
+                              enabled=self.params.verbose == 0, weight=lambda c: c.read):
             if cache is not None:
                 held += chunk.nbytes
                 if held <= budget:
@@ -212,6 +219,12 @@ class Dataset:
             yield chunk
         if cache is not None:
             self._cache = cache
+
+    def _prepared(self, specs: Specs, prefetch: bool) -> Iterator[Chunk]:
+        chunks = (self.prepare(raw, specs) for raw in self.stream)
+        if prefetch and self._executor is not None:
+            return prefetched(chunks, name="mlaas4hep-prefetch")
+        return chunks
 
     def split_counts(self, specs: Specs) -> dict[str, dict[str, int]]:
         """Events per split and label, from the specs."""

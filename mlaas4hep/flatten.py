@@ -14,51 +14,119 @@ import numba
 import numpy as np
 
 
+class Jagged:
+    """A list of numbers per event as numpy offsets and contents: what the pipeline passes
+    around (awkward arrays are made only where an expression needs one)."""
+
+    ndim = 2
+
+    def __init__(self, offsets: np.ndarray, content: np.ndarray):
+        self.offsets = offsets
+        """int64, events + 1 entries (may start above 0)."""
+        self.content = content
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Type of the numbers."""
+        return self.content.dtype
+
+    def events(self, start: int, stop: int) -> Jagged:
+        """Events [start, stop) without copying."""
+        return Jagged(self.offsets[start:stop + 1], self.content)
+
+    def to_awkward(self) -> ak.Array:
+        """The same lists as an awkward array (no copy)."""
+        return ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(self.offsets),
+                                                    ak.contents.NumpyArray(self.content)))
+
+
+Column = np.ndarray | Jagged
+"""A branch in the pipeline: numpy (flat) or :class:`Jagged`."""
+
+
+def as_awkward(column: Any) -> Any:
+    """``column`` for expression evaluation: awkward for jagged, numpy for flat."""
+    return column.to_awkward() if isinstance(column, Jagged) else column
+
+
+def as_column(value: Any) -> Any:
+    """An expression's result as a pipeline column (awkward lists become :class:`Jagged`)."""
+    if isinstance(value, ak.Array) and value.ndim == 2:
+        return Jagged(*jagged_offsets(value))
+    if isinstance(value, ak.Array) and value.ndim == 1:
+        return np.asarray(ak.to_numpy(value))
+    return value
+
+
 def jagged_parts(array: Any) -> tuple[np.ndarray, np.ndarray]:
     """Counts per event and the flat contents of a jagged (or fixed-size) array."""
     offsets, content = jagged_offsets(array)
     return np.diff(offsets), content
 
 
-def _lists_of_numbers(array: Any) -> Any:
-    """The ListOffsetArray layout of ``array`` when it is one over plain numbers, else None
-    (the common case, read straight from the numpy buffers: no awkward dispatch)."""
-    layout = array.layout if isinstance(array, ak.Array) else array
-    if (isinstance(layout, ak.contents.ListOffsetArray)
-            and isinstance(layout.content, ak.contents.NumpyArray)
-            and layout.content.data.ndim == 1 and not layout.parameters):
-        return layout
-    return None
-
-
 def jagged_offsets(array: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Offsets (length events + 1, starting at 0) and flat contents of a jagged array."""
-    layout = _lists_of_numbers(array)
-    if layout is None:
+    """Offsets (length events + 1, starting at 0) and flat contents of a jagged array
+    (:class:`Jagged` or awkward)."""
+    if isinstance(array, Jagged):
+        offsets, content = array.offsets, array.content
+    else:
         layout = ak.to_layout(ak.from_regular(array, axis=1)).to_ListOffsetArray64(False)
         offsets = np.asarray(layout.offsets)
         content = np.asarray(ak.to_numpy(layout.content))
-    else:
-        offsets, content = np.asarray(layout.offsets.data), layout.content.data
     offsets = offsets.astype(np.int64, copy=False)
     return offsets - offsets[0], content[offsets[0]:offsets[-1]]
 
 
-def jagged_from(offsets: np.ndarray, content: np.ndarray) -> ak.Array:
-    """A jagged array of numbers from offsets (starting at 0) and contents."""
-    return ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(offsets),
-                                                ak.contents.NumpyArray(content)))
-
-
 def select_events(column: Any, keep: np.ndarray) -> Any:
-    """The events of ``column`` (flat or jagged) where ``keep`` is True."""
-    if isinstance(column, np.ndarray) or _lists_of_numbers(column) is None:
+    """The events of ``column`` (numpy or :class:`Jagged`) where ``keep`` is True."""
+    if not isinstance(column, Jagged):
         return column[keep]
     offsets, content = jagged_offsets(column)
-    counts = np.diff(offsets)[keep]
-    kept = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=kept[1:])
-    return jagged_from(kept, content[np.repeat(keep, np.diff(offsets))])
+    counts = np.diff(offsets)
+    kept = np.zeros(int(keep.sum()) + 1, dtype=np.int64)
+    np.cumsum(counts[keep], out=kept[1:])
+    return Jagged(kept, content[np.repeat(keep, counts)])
+
+
+def concatenate(columns: list[Any]) -> Any:
+    """Events of several columns of one branch, one after the other."""
+    if not isinstance(columns[0], Jagged):
+        return np.concatenate(columns)
+    offsets, contents, shift = [np.zeros(1, dtype=np.int64)], [], 0
+    for column in columns:
+        o, c = jagged_offsets(column)
+        offsets.append(o[1:] + shift)
+        contents.append(c)
+        shift += len(c)
+    return Jagged(np.concatenate(offsets), np.concatenate(contents))
+
+
+def columns_of(arrays: ak.Array, names: list[str]) -> dict[str, Any]:
+    """Pipeline columns of the branches ``names`` of an array read by uproot."""
+    layout = arrays.layout
+    out: dict[str, Any] = {}
+    for name in names:
+        field = (layout.content(name) if isinstance(layout, ak.contents.RecordArray)
+                 else arrays[name].layout)
+        if isinstance(field, ak.contents.NumpyArray) and field.data.ndim == 1:
+            out[name] = field.data
+        elif (isinstance(field, ak.contents.ListOffsetArray)
+              and isinstance(field.content, ak.contents.NumpyArray)
+              and field.content.data.ndim == 1):
+            out[name] = Jagged(np.asarray(field.offsets.data, dtype=np.int64),
+                               field.content.data)
+        else:
+            out[name] = as_column(ak.Array(field))
+    return out
+
+
+def events_of(columns: dict[str, Any], start: int, stop: int) -> dict[str, Any]:
+    """Events [start, stop) of every column, without copying."""
+    return {name: (c.events(start, stop) if isinstance(c, Jagged) else c[start:stop])
+            for name, c in columns.items()}
 
 
 @numba.njit(cache=True, nogil=True)
@@ -106,29 +174,31 @@ def to_matrix(columns: dict[str, Any], inputs: list[str], widths: dict[str, int 
 
     ``widths[name]`` is None for flat branches and the padded length for jagged
     ones. With ``order`` (a permutation), output row ``i`` holds event
-    ``order[i]``: shuffling costs nothing extra. Padding runs in a compiled
-    (numba) loop over the offsets.
+    ``order[i]``. Padding runs in a compiled (numba) loop over the offsets;
+    rows are filled in file order and permuted once at the end (sequential
+    writes).
     """
     n = len(columns[inputs[0]])
     n_features = sum(1 if w is None else w for w in (widths[name] for name in inputs))
     X = np.zeros((n, n_features), dtype=np.float32)
     mask = np.zeros((n, n_features), dtype=np.uint8)
-    dest = np.arange(n) if order is None else np.argsort(order)
+    rows = np.arange(n)
     col = 0
     for name in inputs:
         column, width = columns[name], widths[name]
         if width is None:
-            raw = np.asarray(ak.to_numpy(column) if isinstance(column, ak.Array) else column)
-            values = normalise(name, raw)
+            values = normalise(name, np.asarray(column))
             finite = np.isfinite(values)
-            X[dest, col] = np.where(finite, values, 0)
-            mask[dest, col] = finite
+            X[:, col] = np.where(finite, values, 0)
+            mask[:, col] = finite
             col += 1
             continue
         offsets, content = jagged_offsets(column)
-        _fill(X, mask, offsets, normalise(name, content), dest, col, width)
+        _fill(X, mask, offsets, normalise(name, content), rows, col, width)
         col += width
-    return X, mask
+    if order is None:
+        return X, mask
+    return X[order], mask[order]
 
 
 def feature_names(inputs: list[str], widths: dict[str, int | None]) -> list[str]:

@@ -9,20 +9,28 @@ import numpy as np
 
 from .config import Cut, Preproc
 from .errors import UserError
+from .expressions import Expression
+from .flatten import Jagged, as_awkward, as_column
 
 
 def _depth(value: Any) -> int:
-    if isinstance(value, ak.Array):
+    if isinstance(value, (ak.Array, Jagged)):
         return value.ndim
     return np.ndim(value)
+
+
+def _evaluate(expression: Expression, columns: dict[str, Any]) -> Any:
+    """Evaluate on the columns it names (jagged ones as awkward arrays)."""
+    with np.errstate(all="ignore"):  # log(0) etc. give inf/nan, masked later
+        return expression.evaluate({n: as_awkward(columns[n]) for n in expression.names
+                                    if n in columns})
 
 
 def add_new_branches(columns: dict[str, Any], preproc: Preproc) -> None:
     """Evaluate each new branch in order and add it to ``columns``."""
     n = len(next(iter(columns.values()))) if columns else 0
     for branch in preproc.new_branches:
-        with np.errstate(all="ignore"):  # log(0) etc. give inf/nan, masked later
-            value = branch.expression.evaluate(columns)
+        value = _evaluate(branch.expression, columns)
         depth = _depth(value)
         if depth == 0:
             value = np.full(n, value, dtype=np.float64)
@@ -32,12 +40,11 @@ def add_new_branches(columns: dict[str, Any], preproc: Preproc) -> None:
             got = "flat (one value per event)" if depth == 1 else "jagged (a list per event)"
             raise UserError(f"{branch.where}: declared type '{branch.kind}' but "
                             f"'{branch.expression.text}' is {got}; set \"type\" accordingly")
-        columns[branch.name] = value
+        columns[branch.name] = as_column(value)
 
 
 def _cut_mask(cut: Cut, columns: dict[str, Any]) -> np.ndarray:
-    with np.errstate(all="ignore"):
-        passed = cut.expression.evaluate(columns)
+    passed = _evaluate(cut.expression, columns)
     depth = _depth(passed)
     if depth == 2:
         if cut.reduce is None:

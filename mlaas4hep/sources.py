@@ -16,6 +16,7 @@ from typing import Any
 import uproot
 
 from .errors import UserError, describe, did_you_mean, short_list
+from .flatten import columns_of, events_of
 
 REMOTE_SCHEMES = ("root://", "https://", "http://")
 TREE_CLASSES = ("TTree", "ROOT::Experimental::RNTuple", "ROOT::RNTuple")
@@ -71,16 +72,17 @@ class RootInput:
         return next((int(o) for o in offsets() if o >= stop), self.entries)
 
     def arrays(self, branches: list[str], start: int, stop: int,
-               executor: Executor | None = None) -> Any:
-        """Read ``branches`` for entries [start, stop) as an awkward record array."""
+               executor: Executor | None = None) -> dict[str, Any]:
+        """Read ``branches`` for entries [start, stop): name -> numpy array (flat) or
+        :class:`~mlaas4hep.flatten.Jagged`."""
         lo, hi = self._buffer_range
         key = tuple(branches)
         if not (key == self._buffer_key and lo <= start and stop <= hi):
             end = self._cluster_end(stop)
-            self._buffer = self._read(branches, start, end, executor)
+            self._buffer = columns_of(self._read(branches, start, end, executor), branches)
             self._buffer_range, self._buffer_key = (start, end), key
             lo = start
-        return self._buffer[start - lo:stop - lo]
+        return events_of(self._buffer, start - lo, stop - lo)
 
     def _read(self, branches: list[str], start: int, stop: int,
               executor: Executor | None) -> Any:

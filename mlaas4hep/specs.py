@@ -18,11 +18,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import awkward as ak
 import numpy as np
 
 from .errors import UserError
-from .flatten import jagged_parts, select_events
+from .flatten import Jagged, jagged_parts, select_events
 from .split import SPLIT_NAMES, TRAIN
 from .stream import RawChunk
 
@@ -149,13 +148,11 @@ def specs_hash(material: dict[str, Any]) -> str:
 
 
 def _depth(value: Any) -> int:
-    return value.ndim if isinstance(value, (ak.Array, np.ndarray)) else 0
+    return value.ndim if isinstance(value, (Jagged, np.ndarray)) else 0
 
 
 def _dtype(value: Any) -> str:
-    if isinstance(value, np.ndarray):
-        return str(value.dtype)
-    return str(ak.type(value).content.content)
+    return str(value.dtype)
 
 
 @dataclass

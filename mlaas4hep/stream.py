@@ -15,11 +15,10 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
-import awkward as ak
 import numpy as np
 
 from .config import Params, Preproc
-from .flatten import jagged_from, jagged_offsets, select_events
+from .flatten import Jagged, concatenate, jagged_offsets, select_events
 from .preprocess import add_new_branches, event_mask
 from .selection import Selection
 from .sources import RootInput
@@ -74,41 +73,17 @@ class RawChunk:
     """Entries read from each file (before cuts)."""
 
 
-def _columns(arrays: ak.Array, names: list[str]) -> dict[str, Any]:
-    """Each branch: a numpy array (flat) or an awkward array (jagged)."""
-    layout = arrays.layout
-    out: dict[str, Any] = {}
-    for name in names:
-        if isinstance(layout, ak.contents.RecordArray):  # fields without awkward dispatch
-            field = layout.content(name)
-            plain = isinstance(field, ak.contents.NumpyArray) and field.data.ndim == 1
-            out[name] = field.data if plain else ak.Array(field)
-        else:
-            column = arrays[name]
-            out[name] = ak.to_numpy(column) if column.ndim == 1 else column
-    return out
+def _nbytes(column: Any) -> int:
+    if isinstance(column, Jagged):
+        offsets, content = jagged_offsets(column)
+        return offsets.nbytes + content.nbytes
+    return column.nbytes
 
 
 def _concat(parts: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
     if len(parts) == 1:
         return parts[0]
-    out = {}
-    for name in names:
-        values = [p[name] for p in parts]
-        out[name] = (np.concatenate(values) if isinstance(values[0], np.ndarray)
-                     else _concat_jagged(values))
-    return out
-
-
-def _concat_jagged(arrays: list[ak.Array]) -> ak.Array:
-    """Concatenate lists of numbers on their offsets (much cheaper than ak.concatenate)."""
-    offsets, contents, shift = [np.zeros(1, dtype=np.int64)], [], 0
-    for array in arrays:
-        o, c = jagged_offsets(array)
-        offsets.append(o[1:] + shift)
-        contents.append(c)
-        shift += len(c)
-    return jagged_from(np.concatenate(offsets), np.concatenate(contents))
+    return {name: concatenate([p[name] for p in parts]) for name in names}
 
 
 class EventStream:
@@ -127,11 +102,10 @@ class EventStream:
         source = self.inputs[file_index]
         names = self.selection.read
         t0 = time.perf_counter()
-        arrays = source.arrays(names, start, stop, self.executor)
-        columns = _columns(arrays, names)
+        columns = source.arrays(names, start, stop, self.executor)
         if self.params.verbose >= 1:
             seconds = max(time.perf_counter() - t0, 1e-9)
-            mb = arrays.nbytes / 2**20
+            mb = sum(_nbytes(c) for c in columns.values()) / 2**20
             log.info("# %d entries, %d branches, %.2f MB, %.3f sec, %.1f MB/sec, %.1f kHz  "
                      "%s [%d:%d]", stop - start, len(names), mb, seconds, mb / seconds,
                      (stop - start) / seconds / 1e3, source.path, start, stop)

@@ -61,7 +61,7 @@ def train(adapter: Any, data: Dataset, specs: Specs, params: Params,
         adapter.fit_chunks(parts, specs.n_features, sum(f["train"] for f in specs.files),
                            epochs=params.epochs, on_epoch=record)
     elif params.training == "chunk":
-        for k, chunk in enumerate(data.chunks(specs, desc="training")):
+        for k, chunk in enumerate(data.chunks(specs, desc="training", prefetch=True)):
             X, mask, y = chunk.part(TRAIN)
             if len(y) == 0:
                 continue
@@ -75,12 +75,12 @@ def train(adapter: Any, data: Dataset, specs: Specs, params: Params,
                 break
     else:
         adapter.fit_stream(
-            lambda: _batches(data, specs, params, TRAIN, adapter.wants_mask,
-                             shuffle_pass=len(history)),
-            (lambda: _batches(data, specs, params, VALIDATION, adapter.wants_mask,
-                              shuffle_pass=None))
+            lambda: _parts(data, specs, params, TRAIN, adapter.wants_mask,
+                           shuffle_pass=len(history)),
+            (lambda: _parts(data, specs, params, VALIDATION, adapter.wants_mask,
+                            shuffle_pass=None))
             if params.validation_fraction > 0 else None,
-            specs.n_features, epochs=params.epochs,
+            specs.n_features, epochs=params.epochs, batch_size=params.batch_size,
             on_epoch=record)
     if stopping():
         log.warning("training stopped on request after %d epoch record(s) of %d", len(history),
@@ -88,18 +88,20 @@ def train(adapter: Any, data: Dataset, specs: Specs, params: Params,
     return history
 
 
-def _batches(data: Dataset, specs: Specs, params: Params, split: int, wants_mask: bool,
-             shuffle_pass: int | None) -> Iterator[tuple[Features, np.ndarray]]:
-    """Mini-batches of one split over all chunks; reshuffled per pass when asked."""
-    for chunk in data.chunks(specs, desc="training" if split == TRAIN else "validation"):
+def _parts(data: Dataset, specs: Specs, params: Params, split: int, wants_mask: bool,
+           shuffle_pass: int | None) -> Iterator[tuple[Features, np.ndarray]]:
+    """(inputs, y) of one split for each chunk; reshuffled within the chunk per pass when
+    asked (the adapters cut them into mini-batches)."""
+    for chunk in data.chunks(specs, desc="training" if split == TRAIN else "validation",
+                             prefetch=True):
         X, mask, y = chunk.part(split)
+        if not len(y):
+            continue
         inputs = features(X, mask, wants_mask)
-        order = np.arange(len(y))
         if shuffle_pass is not None and params.shuffle:
             order = np.random.default_rng([params.seed, shuffle_pass, len(y)]).permutation(len(y))
-        for i in range(0, len(y), params.batch_size):
-            rows = order[i:i + params.batch_size]
-            yield take(inputs, rows), y[rows].astype(np.float32)
+            inputs, y = take(inputs, order), y[order]
+        yield inputs, y.astype(np.float32)
 
 
 def predict_split(adapter: Any, data: Dataset, specs: Specs, split: int = TEST,

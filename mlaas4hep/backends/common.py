@@ -19,7 +19,7 @@ Features = np.ndarray | tuple[np.ndarray, np.ndarray]
 """What a model is fed: X (events x features), or (X, mask) for a model that wants the mask
 (``mask == 1`` marks a real value; float32 like X)."""
 Batches = Callable[[], Iterator[tuple[Features, np.ndarray]]]
-"""Makes a fresh pass of (X, y) batches (mini-batches or whole chunks)."""
+"""Makes a fresh pass of (X, y) per chunk (shuffled within the chunk for training)."""
 ChunkParts = Callable[[int], Iterator[tuple[np.ndarray, np.ndarray]]]
 """``parts(split)``: a fresh pass of (X, y) per chunk for one split."""
 EpochReport = Callable[[dict], "bool | None"]
@@ -38,6 +38,14 @@ def features(X: np.ndarray, mask: np.ndarray, wants_mask: bool) -> Features:
 def take(inputs: Features, rows: Any) -> Features:
     """The events ``rows`` of X or of (X, mask)."""
     return (inputs[0][rows], inputs[1][rows]) if isinstance(inputs, tuple) else inputs[rows]
+
+
+def minibatches(parts: Iterator[tuple[Features, np.ndarray]], batch_size: int
+                ) -> Iterator[tuple[Features, np.ndarray]]:
+    """Consecutive mini-batches of each (X, y) part (the last one of a part may be smaller)."""
+    for X, y in parts:
+        for i in range(0, len(y), batch_size):
+            yield take(X, slice(i, i + batch_size)), y[i:i + batch_size]
 
 
 def n_events(inputs: Features) -> int:

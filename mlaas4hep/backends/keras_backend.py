@@ -80,15 +80,18 @@ class KerasModel:
                        shuffle=True, verbose=0, callbacks=[_epoch_callback(on_epoch)])
 
     def fit_stream(self, train: Batches, validation: Batches | None, n_features: int, *,
-                   epochs: int, on_epoch: EpochReport) -> None:
-        """Train ``epochs`` passes over batches produced anew for each epoch."""
+                   epochs: int, batch_size: int, on_epoch: EpochReport) -> None:
+        """Train ``epochs`` passes over the chunks, produced anew for each epoch; tf.data cuts
+        them into mini-batches and keeps the next ones ready while a step runs."""
         import tensorflow as tf
 
         x = tf.TensorSpec((None, n_features), tf.float32)
         signature = ((x, x) if self.wants_mask else x, tf.TensorSpec((None,), tf.float32))
 
         def dataset(make: Batches) -> Any:
-            return tf.data.Dataset.from_generator(make, output_signature=signature).prefetch(2)
+            chunks = tf.data.Dataset.from_generator(make, output_signature=signature)
+            return chunks.flat_map(lambda X, y: tf.data.Dataset.from_tensor_slices(
+                (X, y)).batch(batch_size)).prefetch(tf.data.AUTOTUNE)
 
         with warnings.catch_warnings():
             # the first epoch ends when the stream does, which Keras reports as "ran out of

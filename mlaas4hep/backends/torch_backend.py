@@ -27,6 +27,7 @@ from .common import (
     declares_mask,
     epoch_record,
     import_library,
+    minibatches,
     n_events,
     sample_weights,
     take,
@@ -152,10 +153,10 @@ class TorchModel:
         return self._joined(labels, scores)
 
     def fit_stream(self, train: Batches, validation: Batches | None, n_features: int, *,
-                   epochs: int, on_epoch: EpochReport) -> None:
-        """``epochs`` passes over batches produced anew for each epoch."""
+                   epochs: int, batch_size: int, on_epoch: EpochReport) -> None:
+        """``epochs`` passes over the chunks, produced anew for each epoch, in mini-batches."""
         for epoch in range(epochs):
-            seen = self._epoch(train())
+            seen = self._epoch(minibatches(train(), batch_size))
             checked = self._evaluate(validation()) if validation else None
             if on_epoch(epoch_record(self.task, epoch, seen, checked)):
                 return
