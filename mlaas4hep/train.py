@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -74,14 +75,16 @@ def train(adapter: Any, data: Dataset, specs: Specs, params: Params,
             if stopping():
                 break
     else:
+        passes = itertools.count()  # each pass over the training split is shuffled anew
+        events = {name: sum(f[name] for f in specs.files) for name in ("train", "validation")}
         adapter.fit_stream(
             lambda: _parts(data, specs, params, TRAIN, adapter.wants_mask,
-                           shuffle_pass=len(history)),
+                           shuffle_pass=next(passes)),
             (lambda: _parts(data, specs, params, VALIDATION, adapter.wants_mask,
                             shuffle_pass=None))
-            if params.validation_fraction > 0 else None,
+            if params.validation_fraction > 0 and events["validation"] else None,
             specs.n_features, epochs=params.epochs, batch_size=params.batch_size,
-            on_epoch=record)
+            on_epoch=record, events=(events["train"], events["validation"]))
     if stopping():
         log.warning("training stopped on request after %d epoch record(s) of %d", len(history),
                     steps)

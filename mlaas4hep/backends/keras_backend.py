@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -80,9 +79,12 @@ class KerasModel:
                        shuffle=True, verbose=0, callbacks=[_epoch_callback(on_epoch)])
 
     def fit_stream(self, train: Batches, validation: Batches | None, n_features: int, *,
-                   epochs: int, batch_size: int, on_epoch: EpochReport) -> None:
-        """Train ``epochs`` passes over the chunks, produced anew for each epoch; tf.data cuts
-        them into mini-batches and keeps the next ones ready while a step runs."""
+                   epochs: int, batch_size: int, on_epoch: EpochReport,
+                   events: tuple[int, int]) -> None:
+        """Train ``epochs`` passes over the chunks (``events``: training and validation
+        events per pass). One tf.data pipeline runs through all epochs: each pass asks for
+        the chunks anew, tf.data cuts them into mini-batches and keeps the next ones ready,
+        across epoch ends too."""
         import tensorflow as tf
 
         x = tf.TensorSpec((None, n_features), tf.float32)
@@ -90,17 +92,16 @@ class KerasModel:
 
         def dataset(make: Batches) -> Any:
             chunks = tf.data.Dataset.from_generator(make, output_signature=signature)
-            return chunks.flat_map(lambda X, y: tf.data.Dataset.from_tensor_slices(
-                (X, y)).batch(batch_size)).prefetch(tf.data.AUTOTUNE)
+            return chunks.rebatch(batch_size).repeat().prefetch(tf.data.AUTOTUNE)
 
-        with warnings.catch_warnings():
-            # the first epoch ends when the stream does, which Keras reports as "ran out of
-            # data"; it then uses that number of batches for every later epoch
-            warnings.filterwarnings("ignore", message="Your input ran out of data")
-            self.model.fit(dataset(train), epochs=epochs, verbose=0, shuffle=False,
-                           class_weight=self.class_weight,
-                           validation_data=dataset(validation) if validation else None,
-                           callbacks=[_epoch_callback(on_epoch)])
+        def steps(n: int) -> int:
+            return max(1, -(-n // batch_size))
+
+        self.model.fit(dataset(train), epochs=epochs, verbose=0, shuffle=False,
+                       steps_per_epoch=steps(events[0]), class_weight=self.class_weight,
+                       validation_data=dataset(validation) if validation else None,
+                       validation_steps=steps(events[1]) if validation else None,
+                       callbacks=[_epoch_callback(on_epoch)])
 
     def predict(self, X: Features, batch_size: int = 4096) -> np.ndarray:
         """Signal scores in [0, 1] (one per event), or class probabilities (n, K)."""

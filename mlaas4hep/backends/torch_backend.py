@@ -153,7 +153,8 @@ class TorchModel:
         return self._joined(labels, scores)
 
     def fit_stream(self, train: Batches, validation: Batches | None, n_features: int, *,
-                   epochs: int, batch_size: int, on_epoch: EpochReport) -> None:
+                   epochs: int, batch_size: int, on_epoch: EpochReport,
+                   events: tuple[int, int] = (0, 0)) -> None:
         """``epochs`` passes over the chunks, produced anew for each epoch, in mini-batches."""
         for epoch in range(epochs):
             seen = self._epoch(minibatches(train(), batch_size))
