@@ -8,7 +8,7 @@ saved model, its ONNX copy and the plots cost the same for N and 4N) on N and 4N
 generated events (same chunk size, ``cache_mb`` 0), polls each process's RssAnon and
 prints the peaks, the growth from N to 4N and the growth of the float32
 training matrix. A streaming trainer's growth stays well below the matrix's
-(tests/test_backends.py runs this with --events 20000 and checks that).
+(tests/test_backends.py runs this with --events 40000 and checks that).
 """
 
 from __future__ import annotations

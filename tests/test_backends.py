@@ -138,11 +138,11 @@ def test_xgboost_memory_does_not_grow_with_the_data_set(tmp_path: Path) -> None:
     """XGBoost trains from the stream: 4x the events (several chunks each) add far less
     memory than the 4x larger training matrix would take (peak RssAnon, one run each)."""
     bench = Path(__file__).resolve().parents[1] / "benchmarks" / "xgboost_memory.py"
-    subprocess.run([sys.executable, str(bench), "--events=20000", f"--json={tmp_path}/m.json"],
+    subprocess.run([sys.executable, str(bench), "--events=40000", f"--json={tmp_path}/m.json"],
                    check=True, timeout=900, capture_output=True)
     result = json.loads((tmp_path / "m.json").read_text())
     (small, large), (matrix_small, matrix_large) = result["xgboost_mb"], result["matrix_mb"]
-    assert matrix_large - matrix_small > 40, result  # a measurable difference
+    assert matrix_large - matrix_small > 100, result  # well above the noise of a peak RSS
     assert large - small < 0.3 * (matrix_large - matrix_small), result
 
 
