@@ -297,8 +297,23 @@ class DevIdP:
             time.sleep(0.1)
         raise RuntimeError(
             f"dev IdP did not answer {self.discovery_url} within {self.startup_timeout:.0f} s "
-            f"({last_error}); log tail ({self.log_path}):\n{self.log_tail()}"
+            f"({last_error}); {self._process_state()}; log tail ({self.log_path}):\n{self.log_tail()}"
         )
+
+    def _process_state(self) -> str:
+        """Where a provider that does not answer is stuck: kernel state, wait channel, CPU time."""
+        assert self._process is not None
+        proc = Path("/proc") / str(self._process.pid)
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            wchan = (proc / "wchan").read_text().strip() or "-"
+        except OSError as exc:
+            return f"process {self._process.pid} state unknown ({exc})"
+        ticks = os.sysconf("SC_CLK_TCK")
+        cpu = (int(fields[11]) + int(fields[12])) / ticks
+        key = "written" if self.keys_path.is_file() else "not written yet"
+        return (f"process {self._process.pid} state {fields[0]}, waiting in {wchan}, "
+                f"{cpu:.1f} s CPU used, signing key {key}")
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the provider (SIGTERM, then SIGKILL after ``timeout`` seconds)."""
