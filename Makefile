@@ -28,7 +28,7 @@ $(VENV)/.system-deps: Makefile
 $(VENV)/.installed: pyproject.toml hub/pyproject.toml extension/pyproject.toml $(VENV)/.system-deps
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test,xrootd,https,notebook,torch,xgboost,onnx,dask]" -e hub -e extension
+	$(PY) -m pip install -q -e ".[test,xrootd,https,notebook,torch,xgboost,onnx,dask,deploy]" -e hub -e extension
 	@touch $@
 
 $(VENV)/.node-deps: hub/devidp/package-lock.json hub/proxy/package-lock.json $(VENV)/.installed
