@@ -49,6 +49,9 @@ def apply_config(cfg: dict[str, Any], c: Config, *, discovery: dict[str, Any],
     c.JupyterHub.cookie_secret_file = secrets.cookie_secret_file
     c.JupyterHub.log_level = hub["log_level"]
     c.JupyterHub.cleanup_servers = hub["cleanup_servers"]
+    if hub["ssl_cert"]:
+        c.JupyterHub.ssl_cert = hub["ssl_cert"]
+        c.JupyterHub.ssl_key = hub["ssl_key"] or ""
     c.ConfigurableHTTPProxy.should_start = True
     c.ConfigurableHTTPProxy.auth_token = secrets.proxy_token
     c.ConfigurableHTTPProxy.api_url = hub["proxy_api_url"]
@@ -83,7 +86,9 @@ def apply_config(cfg: dict[str, Any], c: Config, *, discovery: dict[str, Any],
 
 
 def _apply_spawner(cfg: dict[str, Any], c: Config, spawner: dict[str, Any]) -> None:
-    token_url = f"{cfg['hub']['bind_url'].rstrip('/')}/services/auth/token"
+    # straight to the auth service on loopback (user servers share the host's network), so
+    # the token keeper needs neither the public URL nor trust in its TLS certificate
+    token_url = f"http://127.0.0.1:{cfg['services']['auth_port']}/services/auth/token"
     if spawner["kind"] == "docker":
         c.JupyterHub.spawner_class = "mlaas4hep_hub.docker_spawner.DockerHostSpawner"
         s = c.DockerHostSpawner

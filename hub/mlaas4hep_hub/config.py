@@ -54,6 +54,8 @@ SCHEMA: dict[str, Any] = _section("MLaaS4HEP Hub configuration", {
         "db_url": _str("database URL; default: SQLite in state_dir"),
         "proxy_command": _str("configurable-http-proxy executable; default: on PATH"),
         "proxy_api_url": _str("the proxy's REST API (loopback)", "http://127.0.0.1:8001"),
+        "ssl_cert": _str("TLS certificate (PEM) the proxy serves on bind_url (then https://)"),
+        "ssl_key": _str("private key (PEM, chmod 600) of ssl_cert"),
         "cleanup_servers": {"type": "boolean", "default": False,
                             "description": "stop user servers when the hub stops (false: "
                                            "servers keep running across hub restarts)"},
