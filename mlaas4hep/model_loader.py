@@ -38,12 +38,7 @@ def load_model_module(path: str | Path) -> ModuleType:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: file not found")
-    source = path.read_text()
-    try:
-        compile(source, str(path), "exec")
-    except SyntaxError as exc:
-        raise UserError(f"{path}:{exc.lineno}: syntax error: {exc.msg}"
-                        f"{_syntax_hint(exc)}") from None
+    check_syntax(path.read_text(), path)
     spec = importlib.util.spec_from_file_location(f"mlaas4hep_user_model_{path.stem}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -62,6 +57,15 @@ def load_model_module(path: str | Path) -> ModuleType:
         raise UserError(f"{path}: no function 'model' defined{found}; model.py must define "
                         "model(idim) for Keras/PyTorch or model() for scikit-learn/XGBoost")
     return module
+
+
+def check_syntax(source: str, path: str | Path) -> None:
+    """Compile (never run) ``source``; a syntax error becomes ``path:line`` and the reason."""
+    try:
+        compile(source, str(path), "exec")
+    except SyntaxError as exc:
+        raise UserError(f"{path}:{exc.lineno}: syntax error: {exc.msg}"
+                        f"{_syntax_hint(exc)}") from None
 
 
 def _syntax_hint(exc: SyntaxError) -> str:
