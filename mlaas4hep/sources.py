@@ -1,5 +1,13 @@
 """Opening ROOT inputs: local paths, ``root://`` (with a redirector) and ``https://``.
 
+Remote reads carry the user's bearer token when one is found (WLCG discovery,
+:mod:`mlaas4hep.tokens`): ``https://`` as an ``Authorization`` header,
+``root://`` as the ``authz`` CGI of each open (the XRootD client's ``ztn``
+login reads the same places); every distinct token logs in on its own
+connection, so a file opened after a refresh is authorised with the current
+token. A refusal names the server and what the token was (or that there was
+none); the token never appears in a message.
+
 Every failure to open or read becomes one :class:`~mlaas4hep.errors.UserError`
 naming the file: missing file, not a ROOT file, a truncated or corrupt file,
 a tree that is not there (with the trees that are).
@@ -8,6 +16,7 @@ a tree that is not there (with the trees that are).
 from __future__ import annotations
 
 import os
+import re
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +26,13 @@ import uproot
 
 from .errors import UserError, describe, did_you_mean, short_list
 from .flatten import columns_of, events_of
+from .tokens import BearerToken, discovery_places, find_token
 
 REMOTE_SCHEMES = ("root://", "https://", "http://")
 TREE_CLASSES = ("TTree", "ROOT::Experimental::RNTuple", "ROOT::RNTuple")
+REFUSAL = re.compile(r"auth failed|permission denied|not authori[sz]ed|unauthori[sz]ed|forbidden|"
+                     r"\[3010\]|\b40[13]\b", re.IGNORECASE)
+"""Error texts of XRootD and HTTP servers that mean "not allowed"."""
 
 
 def resolve_path(name: str, redirector: str = "") -> str:
@@ -121,12 +134,14 @@ def open_file(name: str, *, redirector: str = "") -> tuple[str, Any]:
             if head.read(4) != b"root":
                 raise UserError(f"{path}: not a ROOT file (it does not start with the ROOT "
                                 "magic bytes)")
+    token = find_token() if is_remote(path) else None
+    url, options = with_token(path, token)
     try:
-        file = uproot.open(path, timeout=60)
+        file = uproot.open(url, timeout=60, **options)
     except UserError:
         raise
     except Exception as exc:
-        raise UserError(_open_error(path, exc)) from None
+        raise UserError(_open_error(path, exc, token)) from None
     if not is_remote(path) and os.path.getsize(path) < file.file.fEND:
         file.close()
         raise UserError(f"{path}: truncated ROOT file: {os.path.getsize(path)} bytes, but its "
@@ -162,8 +177,53 @@ def safe_list_trees(file: Any, path: str) -> list[str]:
                         "The file may be truncated or corrupt") from None
 
 
-def _open_error(path: str, exc: Exception) -> str:
+def with_token(path: str, token: BearerToken | None) -> tuple[str, dict[str, Any]]:
+    """The URL and ``uproot.open`` options that present ``token`` to the server of ``path``.
+
+    ``https://``: an ``Authorization: Bearer`` header (never over plain ``http://``).
+    ``root://``: the ``authz`` CGI (what SciTokens-enabled servers authorise an open with) and
+    a login name derived from the token (its :attr:`~BearerToken.tag`), so each token gets
+    its own connection whose ``ztn`` login presents it.
+    """
+    if token is None:
+        return path, {}
+    if path.startswith("https://"):
+        return path, {"headers": {"Authorization": f"Bearer {token.value}"}}
+    if path.startswith("root://"):
+        host, sep, rest = path[len("root://"):].partition("/")
+        login = host if "@" in host else f"{token.tag}@{host}"
+        cgi = "&" if "?" in rest else "?"
+        return f"root://{login}{sep}{rest}{cgi}authz=Bearer%20{token.value}", {}
+    return path, {}
+
+
+def server_of(path: str) -> str:
+    """``scheme://host:port`` of a remote path."""
+    scheme, _, rest = path.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
+def refusal_message(path: str, server_said: str, token: BearerToken | None) -> str:
+    """Why ``path`` was refused, from what the server said and the token (or its absence)."""
+    said = f" (server said: {server_said})" if server_said else ""
+    if token is None:
+        return (f"{path}: {server_of(path)} refused to read it: no bearer token found (looked in "
+                f"{', '.join(discovery_places())}). In the hub $BEARER_TOKEN_FILE is kept for "
+                f"you; elsewhere get one with oidc-agent (see README 'Remote data'){said}")
+    left = token.expires_in()
+    if left is not None and left <= 0:
+        return (f"{path}: {server_of(path)} refused to read it: the {token.summary()}; get a "
+                f"fresh token (oidc-token, or sign in to the hub again){said}")
+    return (f"{path}: {server_of(path)} refused to read it: the {token.summary()} does not "
+            f"allow reading this path{said}")
+
+
+def _open_error(path: str, exc: Exception, token: BearerToken | None = None) -> str:
     text = " ".join(str(exc).split())
+    if token is not None:
+        text = text.replace(token.value, "<token>")
+    if is_remote(path) and REFUSAL.search(text):
+        return refusal_message(path, text, token)
     if "not a ROOT file" in text:
         return f"{path}: not a ROOT file (it does not start with the ROOT magic bytes)"
     if isinstance(exc, (PermissionError,)) or "permission" in text.lower():

@@ -8,6 +8,7 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -25,7 +26,10 @@ const USAGE = `Usage: node server.mjs [options]
 
   --port N                 listen port (default 9000; env DEVIDP_PORT)
   --host 127.0.0.1         listen address; only 127.0.0.1 is accepted (env DEVIDP_HOST)
-  --issuer URL             issuer (default http://127.0.0.1:PORT; env DEVIDP_ISSUER)
+  --issuer URL             issuer (default http(s)://127.0.0.1:PORT; env DEVIDP_ISSUER)
+  --tls-cert FILE          serve HTTPS with this PEM certificate (chain); needs --tls-key
+                           (env DEVIDP_TLS_CERT)
+  --tls-key FILE           PEM private key of --tls-cert (env DEVIDP_TLS_KEY)
   --audience URI           aud of the JWT access tokens (default: the issuer; env DEVIDP_AUDIENCE)
   --clients FILE           JSON list of clients {client_id, client_secret, redirect_uris, ...}
                            (default: one demo client "mlaas4hep-hub"; env DEVIDP_CLIENTS)
@@ -71,6 +75,8 @@ function readConfig(argv) {
         'state-dir': { type: 'string' },
         keys: { type: 'string' },
         'auto-consent': { type: 'boolean' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
         help: { type: 'boolean' },
       },
       strict: true,
@@ -100,7 +106,11 @@ function readConfig(argv) {
   const host = pick('host', 'DEVIDP_HOST', '127.0.0.1');
   if (!ALLOWED_HOSTS.has(host)) fail(`--host must be 127.0.0.1 (got ${JSON.stringify(host)})`);
 
-  const issuer = pick('issuer', 'DEVIDP_ISSUER', `http://${host}:${port}`).replace(/\/+$/, '');
+  const tlsCert = pick('tls-cert', 'DEVIDP_TLS_CERT', undefined);
+  const tlsKey = pick('tls-key', 'DEVIDP_TLS_KEY', undefined);
+  if (Boolean(tlsCert) !== Boolean(tlsKey)) fail('--tls-cert and --tls-key go together');
+  const scheme = tlsCert ? 'https' : 'http';
+  const issuer = pick('issuer', 'DEVIDP_ISSUER', `${scheme}://${host}:${port}`).replace(/\/+$/, '');
   const issuerUrl = URL.parse(issuer);
   if (!issuerUrl || !['http:', 'https:'].includes(issuerUrl.protocol)
       || issuerUrl.search || issuerUrl.hash || (issuerUrl.pathname !== '/' && issuerUrl.pathname !== '')) {
@@ -124,7 +134,17 @@ function readConfig(argv) {
     stateDir,
     keysFile,
     autoConsent: Boolean(parsed['auto-consent']) || env.DEVIDP_AUTO_CONSENT === '1',
+    tls: tlsCert ? { cert: readFile(tlsCert, 'TLS certificate'), key: readFile(tlsKey, 'TLS key') }
+      : null,
   };
+}
+
+function readFile(file, what) {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    return fail(`cannot read ${what} file ${file}: ${err.message}`);
+  }
 }
 
 function readJson(file, what) {
@@ -686,10 +706,11 @@ function main() {
   provider.silent = true;
   provider.on('error', (err) => log(`koa error: ${err?.name}: ${err?.message}`));
 
-  const server = http.createServer(provider.callback());
+  const server = cfg.tls ? https.createServer(cfg.tls, provider.callback())
+    : http.createServer(provider.callback());
   server.on('error', (err) => fail(`cannot listen on ${cfg.host}:${cfg.port}: ${err.message}`));
   server.listen(cfg.port, cfg.host, () => {
-    log(`listening on http://${cfg.host}:${cfg.port} issuer=${cfg.issuer} audience=${cfg.audience}`
+    log(`listening on ${cfg.tls ? 'https' : 'http'}://${cfg.host}:${cfg.port} issuer=${cfg.issuer} audience=${cfg.audience}`
       + ` clients=${[...clientIds].join(',')} users=${[...users.byName.keys()].join(',')}`
       + ` access_token_ttl=${cfg.accessTokenTTL}s auto_consent=${cfg.autoConsent}`);
   });

@@ -24,6 +24,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -147,6 +148,9 @@ class DevIdP:
         audience: ``aud`` of the access tokens; the issuer by default.
         auto_consent: skip the consent page.
         startup_timeout: seconds to wait for the discovery document.
+        tls_cert, tls_key: PEM certificate (chain) and key: serve HTTPS (``https://`` issuer,
+            as storage token plugins such as XRootD's SciTokens require).
+        tls_ca: PEM file of the CA that signed ``tls_cert`` (to check the provider answers).
     """
 
     def __init__(
@@ -160,6 +164,9 @@ class DevIdP:
         audience: str | None = None,
         auto_consent: bool = False,
         startup_timeout: float = 90.0,
+        tls_cert: str | os.PathLike[str] | None = None,
+        tls_key: str | os.PathLike[str] | None = None,
+        tls_ca: str | os.PathLike[str] | None = None,
     ) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.port = int(port)
@@ -169,14 +176,16 @@ class DevIdP:
         self.audience = audience
         self.auto_consent = auto_consent
         self.startup_timeout = startup_timeout
+        self.tls_cert, self.tls_key, self.tls_ca = tls_cert, tls_key, tls_ca
         self._process: subprocess.Popen[bytes] | None = None
 
     # ------------------------------------------------------------------ properties
 
     @property
     def issuer(self) -> str:
-        """The issuer URL (``http://127.0.0.1:PORT``); valid once started."""
-        return f"http://127.0.0.1:{self.port}"
+        """The issuer URL (``http(s)://127.0.0.1:PORT``); valid once started."""
+        scheme = "https" if self.tls_cert else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def discovery_url(self) -> str:
@@ -240,6 +249,8 @@ class DevIdP:
             cmd += ["--audience", self.audience]
         if self.auto_consent:
             cmd.append("--auto-consent")
+        if self.tls_cert:
+            cmd += ["--tls-cert", str(self.tls_cert), "--tls-key", str(self.tls_key)]
         return cmd
 
     def start(self) -> DevIdP:
@@ -279,6 +290,7 @@ class DevIdP:
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
         last_error = "no answer"
+        context = ssl.create_default_context(cafile=self.tls_ca) if self.tls_ca else None
         while time.monotonic() < deadline:
             assert self._process is not None
             if self._process.poll() is not None:
@@ -287,7 +299,8 @@ class DevIdP:
                     f"log tail ({self.log_path}):\n{self.log_tail()}"
                 )
             try:
-                with urllib.request.urlopen(self.discovery_url, timeout=2) as response:
+                with urllib.request.urlopen(self.discovery_url, timeout=2,
+                                            context=context) as response:
                     document = json.load(response)
                 if document.get("issuer") == self.issuer:
                     return

@@ -73,3 +73,12 @@ def userinfo(issuer: str, access_token: str) -> requests.Response:
     """The provider's userinfo answer for ``access_token``."""
     return requests.get(discovery(issuer)["userinfo_endpoint"], timeout=10,
                         headers={"Authorization": f"Bearer {access_token}"})
+
+
+def refresh(issuer: str, client: dict[str, Any], refresh_token: str) -> dict[str, Any]:
+    """The token endpoint's answer to a refresh grant (as oidc-agent does before expiry)."""
+    answer = requests.post(discovery(issuer)["token_endpoint"], timeout=10,
+                           auth=(client["client_id"], client["client_secret"]),
+                           data={"grant_type": "refresh_token", "refresh_token": refresh_token})
+    answer.raise_for_status()
+    return answer.json()

@@ -152,6 +152,8 @@ class XRootDServer:
         self.pid: int | None = None
         self.returncode: int | None = None
         self._console: IO[bytes] | None = None
+        self.environment: dict[str, str] = {}
+        """Extra environment variables for the daemon."""
 
     # -- public helpers -------------------------------------------------
 
@@ -263,6 +265,7 @@ class XRootDServer:
         redirect = "" if fd == 3 else f" 3<&{fd} {fd}<&-"
         script = f'export LISTEN_PID=$$ LISTEN_FDS=1; exec "$@"{redirect}'
         env = {k: v for k, v in os.environ.items() if not k.startswith("LISTEN_")}
+        env.update(self.environment)
         console = open(self.rundir / "console.out", "wb")  # noqa: SIM115
         self._console = console
         self.process = subprocess.Popen(
