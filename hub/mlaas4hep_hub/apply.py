@@ -114,24 +114,21 @@ def _apply_spawner(cfg: dict[str, Any], c: Config, spawner: dict[str, Any]) -> N
 
 def _apply_auth_service(cfg: dict[str, Any], c: Config, discovery: dict[str, Any],
                         services: dict[str, Any]) -> None:
-    iam = cfg["iam"]
     port = services["auth_port"]
-    command = [sys.executable, "-m", "mlaas4hep_hub.auth_service",
-               f"--issuer={discovery['issuer']}", f"--jwks-uri={discovery['jwks_uri']}",
-               f"--token-ttl={services['bearer_token_ttl']}", f"--port={port}"]
-    command += [f"--allowed-group={strip_group(g)}" for g in iam["allowed_groups"]]
-    command += [f"--audience={a}" for a in iam["bearer_audiences"]]
-    command += [f"--client={x}" for x in iam["bearer_clients"]]
-    command += [f"--groups-claim={g}" for g in iam["groups_claims"]]
-    command += [f"--username-claim={iam['username_claim']}"]
+    command = [*_service_command(cfg, discovery, "auth_service", port),
+               f"--token-ttl={services['bearer_token_ttl']}"]
     c.JupyterHub.services = [{"name": "auth", "url": f"http://127.0.0.1:{port}",
-                              "command": command, "display": False}]
+                              "command": command, "display": False},
+                             *_model_services(cfg, discovery)]
+    access = [f"access:services!service={name}" for name in MODEL_SERVICES]
     roles = [
         {"name": "mlaas4hep-auth-service", "services": ["auth"],
          "scopes": ["admin:auth_state", "admin:users", "tokens", "read:users"]},
-        # user servers may read their own user model (which refreshes auth state)
+        # user servers may read their own user model (which refreshes auth state) and use
+        # the inference and submit services (the notebook, the wizard)
         {"name": "server", "scopes": ["access:servers!user", "users:activity!user",
-                                      "read:users:name!user"]},
+                                      "read:users:name!user", *access]},
+        {"name": "user", "scopes": ["self", *access]},
     ]
     if services["idle_timeout"]:
         c.JupyterHub.services.append({
@@ -142,3 +139,48 @@ def _apply_auth_service(cfg: dict[str, Any], c: Config, discovery: dict[str, Any
                       "scopes": ["list:users", "read:users:activity", "read:servers",
                                  "delete:servers"]})
     c.JupyterHub.load_roles = roles
+
+
+MODEL_SERVICES = ("inference", "submit")
+"""Services every user may use (with their browser, notebook, hub token or IAM token)."""
+
+
+def _service_command(cfg: dict[str, Any], discovery: dict[str, Any], module: str,
+                     port: int) -> list[str]:
+    """``python -m mlaas4hep_hub.<module>`` with the port and the IAM bearer-token checks."""
+    iam = cfg["iam"]
+    command = [sys.executable, "-m", f"mlaas4hep_hub.{module}",
+               f"--issuer={discovery['issuer']}", f"--jwks-uri={discovery['jwks_uri']}",
+               f"--port={port}"]
+    command += [f"--allowed-group={strip_group(g)}" for g in iam["allowed_groups"]]
+    command += [f"--audience={a}" for a in iam["bearer_audiences"]]
+    command += [f"--client={x}" for x in iam["bearer_clients"]]
+    command += [f"--groups-claim={g}" for g in iam["groups_claims"]]
+    return [*command, f"--username-claim={iam['username_claim']}"]
+
+
+def _model_services(cfg: dict[str, Any], discovery: dict[str, Any]) -> list[dict[str, Any]]:
+    """The inference and submit services: models and jobs in services.data_dir, homes and
+    the user image from the spawner settings."""
+    services, spawner = cfg["services"], cfg["spawner"]
+    data = Path(services["data_dir"] or _state_path(cfg, "services"))
+    docker = spawner["kind"] == "docker"
+    homes = [] if docker else [f"--home-template={spawner['home_template']}"]
+    inference = [*_service_command(cfg, discovery, "inference_service",
+                                   services["inference_port"]),
+                 f"--models-dir={data / 'models'}",
+                 f"--max-upload-mb={services['max_upload_mb']}", *homes]
+    if docker and spawner["docker"]["data_path"]:
+        inference.append(f"--data-dir={spawner['docker']['data_path']}")
+    submit = [*_service_command(cfg, discovery, "submit_service", services["submit_port"]),
+              f"--jobs-dir={data / 'jobs'}", f"--max-memory={services['job_max_memory']}",
+              f"--max-cpus={services['job_max_cpus']:g}", *homes]
+    if docker:
+        images = spawner["docker"]["images"]
+        submit += ["--runner=docker", f"--image={next(iter(images))}",
+                   f"--home-volume={spawner['docker']['volume_template']}"]
+        if spawner["docker"]["gpu_devices"] != []:
+            submit.append("--gpu")
+    return [{"name": name, "url": f"http://127.0.0.1:{services[f'{name}_port']}",
+             "command": command, "display": False, "oauth_no_confirm": True}
+            for name, command in zip(MODEL_SERVICES, (inference, submit), strict=True)]

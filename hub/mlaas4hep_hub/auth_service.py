@@ -29,10 +29,17 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.ioloop import IOLoop
 
-from .bearer import BearerError, BearerValidator, token_from_header
+from .bearer import (
+    BearerError,
+    BearerValidator,
+    bearer_options,
+    token_from_header,
+    validator_from,
+)
 
 HUB_TOKEN_SCOPES = ["read:users:name!user", "read:users:groups!user", "servers!user",
-                    "access:servers!user"]
+                    "access:servers!user", "access:services!service=inference",
+                    "access:services!service=submit"]
 
 
 class HubAPI:
@@ -134,20 +141,10 @@ def main(argv: list[str] | None = None) -> None:
     """Run the service (started by the hub, which sets the JUPYTERHUB_* variables)."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--issuer", required=True)
-    parser.add_argument("--jwks-uri", required=True)
-    parser.add_argument("--port", type=int, required=True)
+    bearer_options(parser)
     parser.add_argument("--token-ttl", type=int, default=3600)
-    parser.add_argument("--allowed-group", action="append", default=[])
-    parser.add_argument("--audience", action="append", default=[])
-    parser.add_argument("--client", action="append", default=[])
-    parser.add_argument("--groups-claim", action="append", default=[])
-    parser.add_argument("--username-claim", default="preferred_username")
     args = parser.parse_args(argv)
-    validator = BearerValidator(args.issuer, args.jwks_uri, audiences=args.audience,
-                                clients=args.client, allowed_groups=args.allowed_group,
-                                groups_claims=args.groups_claim or None,
-                                username_claim=args.username_claim)
+    validator = validator_from(args)
     api_url = os.environ["JUPYTERHUB_API_URL"]
     token = os.environ["JUPYTERHUB_API_TOKEN"]
     app = make_app(os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/auth/"), validator,

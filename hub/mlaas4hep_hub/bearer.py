@@ -7,6 +7,7 @@ client (azp), and the allowed groups. Each refusal says what was wrong.
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,3 +101,23 @@ class BearerValidator:
                 from None
         except jwt.PyJWTError as exc:
             raise BearerError(401, f"invalid token: {exc}") from None
+
+
+def bearer_options(parser: argparse.ArgumentParser) -> None:
+    """The command-line options of an IAM bearer-token validator."""
+    parser.add_argument("--issuer", required=True)
+    parser.add_argument("--jwks-uri", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--allowed-group", action="append", default=[])
+    parser.add_argument("--audience", action="append", default=[])
+    parser.add_argument("--client", action="append", default=[])
+    parser.add_argument("--groups-claim", action="append", default=[])
+    parser.add_argument("--username-claim", default="preferred_username")
+
+
+def validator_from(args: argparse.Namespace) -> BearerValidator:
+    """The validator configured by :func:`bearer_options`."""
+    return BearerValidator(args.issuer, args.jwks_uri, audiences=args.audience,
+                           clients=args.client, allowed_groups=args.allowed_group,
+                           groups_claims=args.groups_claim or None,
+                           username_claim=args.username_claim)

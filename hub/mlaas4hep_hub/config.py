@@ -121,6 +121,18 @@ SCHEMA: dict[str, Any] = _section("MLaaS4HEP Hub configuration", {
                                  "bearer token", 3600, 60),
         "auth_port": _int("loopback port of the auth service", 10101, 1),
         "idle_timeout": _int("stop servers idle this many seconds (0: never)", 3600, 0),
+        "inference_port": _int("loopback port of the inference service "
+                               "(/services/inference/)", 10102, 1),
+        "submit_port": _int("loopback port of the submit service (/services/submit/)",
+                            10103, 1),
+        "data_dir": _str("folder for published models and submitted jobs; default: "
+                         "services/ in state_dir"),
+        "max_upload_mb": _int("largest model upload (unpacked) in MiB", 512, 1),
+        "job_max_memory": _str("most memory a submitted job may ask for (Docker limit)", "4G",
+                               pattern=r"^[0-9]+(\.[0-9]+)?[KMG]$"),
+        "job_max_cpus": {"type": "number", "exclusiveMinimum": 0, "default": 2,
+                         "description": "most CPUs a submitted job may ask for (Docker "
+                                        "limit)"},
     }),
 }, required=("iam",))
 

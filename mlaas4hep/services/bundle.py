@@ -11,7 +11,6 @@ branches padded and everything normalised as in training, then scored.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import chain
@@ -101,6 +100,12 @@ class ModelBundle:
             raise UserError(f"missing key(s) {short_list(missing)}; this model needs "
                             f"{short_list(self.keys)}")
         columns = {k: columns[k] for k in self.keys}
+        for key, column in columns.items():
+            kind = self.specs.branches[key].kind if key in self.specs.branches else None
+            if kind and (kind == "jagged") != isinstance(column, Jagged):
+                raise UserError(f"key '{key}': the model was trained on "
+                                + ("a list of numbers per event (jagged)" if kind == "jagged"
+                                   else "one number per event (flat)"))
         n = len(columns[self.keys[0]])
         if n == 0:
             return Scores(self.task.no_scores(), np.zeros(0, dtype=bool))
@@ -183,10 +188,3 @@ def column_of(key: str, values: list[Any]) -> np.ndarray | Jagged:
         raise UserError(f"key '{key}': expected a number per event (or a list of numbers for "
                         f"a jagged branch): {exc}") from None
 
-
-def load_json(body: bytes) -> Any:
-    """A request body as JSON, or a clear error."""
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UserError(f"the request body is not valid JSON: {exc}") from None

@@ -114,9 +114,9 @@ def examples_dir(tmp: Path) -> Path:
     return examples
 
 
-@pytest.fixture
-def make_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Hub]]:
-    """Factory: ``make_hub(token_ttl=..., cleanup_servers=...)`` starts a hub."""
+@contextlib.contextmanager
+def hub_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Hub]]:
+    """``make(token_ttl=..., cleanup_servers=...)`` starts a hub; all stop at the end."""
     started: list[Hub] = []
 
     def make(token_ttl: int = 3600, cleanup_servers: bool = True,
@@ -136,7 +136,7 @@ def make_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[...,
                           hub_bind_url=f"http://127.0.0.1:{free_port()}",
                           proxy_api_url=f"http://127.0.0.1:{free_port()}")
         cfg["iam"].update(auth_refresh_age=2, token_refresh_margin=max(10, token_ttl // 2))
-        cfg["services"] = {"auth_port": free_port()}
+        cfg["services"] = {f"{name}_port": free_port() for name in ("auth", "inference", "submit")}
         config = tmp / "hub.yaml"
         config.write_text(yaml.safe_dump(cfg))
         hub = Hub(f"http://127.0.0.1:{port}", idp, tmp, config, tmp / "hub.log",
@@ -155,6 +155,13 @@ def make_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[...,
             hub.start()
             hub.stop()
         hub.idp.stop()
+
+
+@pytest.fixture
+def make_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Hub]]:
+    """Factory: ``make_hub(token_ttl=..., cleanup_servers=...)`` starts a hub."""
+    with hub_factory(tmp_path_factory) as make:
+        yield make
 
 
 def sign_in(browser: Any, hub: Hub, user: str, password: str) -> Any:

@@ -95,8 +95,8 @@ def test_a_run_without_onnx_copy_is_refused_with_the_reason(trained: Path, tmp_p
     copy = tmp_path / "run"
     shutil.copytree(trained, copy)
     (copy / "model.onnx").unlink()
-    with pytest.raises(UserError, match="metrics.json: the run has no ONNX copy"):
+    with pytest.raises(UserError, match=r"metrics\.json: the run has no ONNX copy"):
         ModelBundle(copy)
     (copy / "params.json").unlink()
-    with pytest.raises(UserError, match="params.json: missing"):
+    with pytest.raises(UserError, match=r"params\.json: missing"):
         ModelBundle(copy)

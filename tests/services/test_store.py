@@ -52,7 +52,7 @@ def test_malicious_tarballs_are_refused_and_leave_nothing(tmp_path: Path, member
 
 
 def test_not_a_tarball_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="not a readable tar.gz archive"):
+    with pytest.raises(UserError, match=r"not a readable tar\.gz archive"):
         safe_extract(b"PK\x03\x04 a zip file", tmp_path / "out", max_bytes=4096)
 
 
@@ -106,7 +106,7 @@ def test_namespaces_keep_users_apart_and_shared_models_belong_to_their_publisher
 
 def test_a_bundle_that_does_not_load_is_not_published(tmp_path: Path) -> None:
     store = ModelStore(tmp_path / "models", ModelBundle)
-    with pytest.raises(UserError, match="metrics.json: missing"):
+    with pytest.raises(UserError, match=r"metrics\.json: missing"):
         store.publish("alice", "broken", archive(("run/model.onnx", tarfile.REGTYPE, b"x")))
     assert store.list("alice") == []
     assert list((tmp_path / "models" / "alice").iterdir()) == []
