@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import stat
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -47,11 +48,17 @@ class Store:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory, samples: Path) -> Iterator[Store]:
+def store(samples: Path) -> Iterator[Store]:
     reason = token_xrootd_available()
     if reason is not None:
         pytest.fail(f"token XRootD test server unavailable: {reason}", pytrace=False)
-    base = tmp_path_factory.mktemp("tokens")
+    # not below /tmp/pytest-of-<user>: a pytest session starting meanwhile makes that 0700
+    # again, and the unprivileged daemon reads its configuration there throughout
+    with tempfile.TemporaryDirectory(prefix="mlaas4hep-tokens-") as tmp:
+        yield from _store(Path(tmp), samples)
+
+
+def _store(base: Path, samples: Path) -> Iterator[Store]:
     ca = make_test_ca(base / "ca")
     export = base / "export"
     for area in ("cms", "atlas"):
