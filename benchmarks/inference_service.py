@@ -1,0 +1,204 @@
+"""Throughput and latency of the inference service on loopback.
+
+    .venv/bin/python benchmarks/inference_service.py [--events 20000] [--seconds 10]
+                                                      [--clients 20] [--json out.json]
+
+Trains the example Keras MLP (``mlaas4hep/examples/model.py`` with the example
+params.json and preproc.json: new branches, flat and jagged cuts) for one
+epoch on generated ttH(bb)-like samples, starts the dev IAM and the real
+inference service (``python -m mlaas4hep_hub.inference_service``, as the hub
+runs it, without the proxy in front), uploads the output folder and measures,
+each for ``--seconds``, with an IAM bearer token on every request:
+
+- batched JSON: ``POST /json`` with ``rows`` of ``--batch`` events (raw branch
+  values, jagged ones as lists), 2 clients: events/s;
+- ROOT file: ``POST /predict/root`` on the signal file: events/s;
+- single rows: ``--clients`` concurrent clients each sending one event at a
+  time: requests/s, p50 and p99 latency, errors.
+
+Targets: >= 100k events/s batched, p50 < 10 ms single-row, zero errors. Not
+part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import jwt
+import numpy as np
+import requests
+import uproot
+
+from mlaas4hep.samples import make_sample_set
+from mlaas4hep.workflow import run_workflow
+from mlaas4hep_hub.devidp import DevIdP
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "mlaas4hep" / "examples"
+
+
+def train(work: Path, events: int) -> tuple[Path, Path]:
+    """The example model trained on generated samples; (output folder, signal file)."""
+    files, labels = make_sample_set(work / "samples", events, seed=1)
+    params = json.loads((EXAMPLES / "params.json").read_text())
+    params.update(epochs=1, hist="", verbose=0, chunk_size=50_000)
+    (work / "params.json").write_text(json.dumps(params))
+    run = run_workflow(files, labels, EXAMPLES / "model.py", work / "params.json",
+                       EXAMPLES / "preproc.json", out_dir=work / "run")
+    return run, work / "samples" / "signal.root"
+
+
+def bearer_token(idp: DevIdP) -> str:
+    """An access token signed with the dev IAM's own key (as the IAM would issue it)."""
+    keys = json.loads(idp.keys_path.read_text())
+    jwk = keys["keys"][0] if "keys" in keys else keys
+    now = int(time.time())
+    claims = {"iss": idp.issuer, "sub": "bench", "preferred_username": "alice",
+              "groups": ["cms"], "iat": now, "exp": now + 3600}
+    return jwt.encode(claims, jwt.PyJWK(jwk).key, algorithm="RS256",
+                      headers={"kid": jwk["kid"]})
+
+
+def start_service(work: Path, idp: DevIdP, port: int) -> subprocess.Popen:
+    jwks = requests.get(idp.discovery_url, timeout=10).json()["jwks_uri"]
+    env = {**os.environ, "JUPYTERHUB_API_TOKEN": "unused-bearer-only",
+           "JUPYTERHUB_API_URL": "http://127.0.0.1:9/hub/api",
+           "JUPYTERHUB_SERVICE_PREFIX": "/services/inference/"}
+    with open(work / "service.log", "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mlaas4hep_hub.inference_service",
+             f"--issuer={idp.issuer}", f"--jwks-uri={jwks}", f"--port={port}",
+             f"--models-dir={work / 'models'}", f"--home-template={work}"], env=env,
+            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/services/inference/status"
+    for _ in range(200):
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return process
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise RuntimeError((work / "service.log").read_text()[-2000:])
+
+
+def rows_of(path: Path, keys: list[str], n: int) -> list[list]:
+    with uproot.open(path) as f:
+        arrays = f["events"].arrays(keys, entry_stop=n, library="ak")
+    columns = {k: arrays[k].to_list() for k in keys}
+    return [[columns[k][i] for k in keys] for i in range(n)]
+
+
+async def load(url: str, token: str, bodies: list[bytes], clients: int, seconds: float
+               ) -> tuple[list[float], int, int]:
+    """``clients`` loops POSTing bodies in turn for ``seconds``: latencies (s), errors,
+    requests."""
+    import aiohttp
+
+    latencies: list[float] = []
+    errors = 0
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    end = time.perf_counter() + seconds
+
+    async def client(i: int, session: aiohttp.ClientSession) -> None:
+        nonlocal errors
+        k = i
+        while time.perf_counter() < end:
+            t0 = time.perf_counter()
+            async with session.post(url, data=bodies[k % len(bodies)], headers=headers) as r:
+                await r.read()
+                if r.status != 200:
+                    errors += 1
+            latencies.append(time.perf_counter() - t0)
+            k += clients
+
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await asyncio.gather(*(client(i, session) for i in range(clients)))
+    return latencies, errors, len(latencies)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=20_000, help="events per sample file")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=5000, help="events per batched request")
+    parser.add_argument("--port", type=int, default=18765)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    work = Path(tempfile.mkdtemp(prefix="bench-inference-"))
+    results: dict = {}
+    try:
+        run, signal = train(work, args.events)
+        with DevIdP(work / "idp") as idp:
+            service = start_service(work, idp, args.port)
+            try:
+                results = measure(args, idp, run, signal)
+            finally:
+                service.terminate()
+                service.wait(30)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    for name, value in results.items():
+        print(f"{name:28s} {value}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+def measure(args: argparse.Namespace, idp: DevIdP, run: Path, signal: Path) -> dict:
+    base = f"http://127.0.0.1:{args.port}/services/inference"
+    token = bearer_token(idp)
+    auth = {"Authorization": f"Bearer {token}"}
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        tar.add(str(run), arcname="run")
+    up = requests.post(f"{base}/upload?name=mlp", data=archive.getvalue(), headers=auth,
+                       timeout=120)
+    up.raise_for_status()
+    keys = requests.get(f"{base}/params/mlp", headers=auth, timeout=60).json()["keys"]
+    rows = rows_of(signal, keys, args.batch)
+    shutil.copy(signal, run.parent / "signal.root")
+
+    batch = json.dumps({"model": "mlp", "keys": keys, "rows": rows}).encode()
+    lat, errors, n = asyncio.run(load(f"{base}/json", token, [batch], 2, args.seconds))
+    batched = {"events/s": round(n * len(rows) / args.seconds), "errors": errors,
+               "requests": n, "events per request": len(rows),
+               "MB per request": round(len(batch) / 2**20, 2)}
+
+    root = json.dumps({"model": "mlp", "file": "signal.root"}).encode()
+    with uproot.open(signal) as f:
+        entries = f["events"].num_entries
+    lat, errors, n = asyncio.run(load(f"{base}/predict/root", token, [root], 1, args.seconds))
+    root_file = {"events read/s": round(n * entries / args.seconds), "errors": errors,
+                 "requests": n}
+
+    singles = [json.dumps({"model": "mlp", "keys": keys, "values": r}).encode()
+               for r in rows[:1000]]
+    lat, errors, n = asyncio.run(load(f"{base}/json", token, singles, args.clients,
+                                      args.seconds))
+    ms = np.array(lat) * 1e3
+    single = {"clients": args.clients, "requests/s": round(n / args.seconds),
+              "p50 ms": round(float(np.percentile(ms, 50)), 2),
+              "p99 ms": round(float(np.percentile(ms, 99)), 2), "errors": errors}
+    return {"batched JSON": batched, "ROOT file": root_file, "single rows": single,
+            "targets": {"batched >= 100k events/s": batched["events/s"] >= 100_000,
+                        "single-row p50 < 10 ms": single["p50 ms"] < 10,
+                        "zero errors": batched["errors"] + single["errors"]
+                        + root_file["errors"] == 0},
+            "cpus": os.cpu_count()}
+
+
+if __name__ == "__main__":
+    main()
