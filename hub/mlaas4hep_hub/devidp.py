@@ -310,7 +310,8 @@ class DevIdP:
             time.sleep(0.1)
         raise RuntimeError(
             f"dev IdP did not answer {self.discovery_url} within {self.startup_timeout:.0f} s "
-            f"({last_error}); {self._process_state()}; log tail ({self.log_path}):\n{self.log_tail()}"
+            f"({last_error}); {self._process_state()}; "
+            f"log tail ({self.log_path}):\n{self.log_tail()}"
         )
 
     def _process_state(self) -> str:
