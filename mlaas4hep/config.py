@@ -67,6 +67,9 @@ PARAMS_KEYS: tuple[Key, ...] = (
     Key("cache_mb", (int,), 1024, "prepared chunks are kept in memory up to this size so later "
         "epochs and the test pass do not re-read the files; 0 = always stream"),
     Key("threads", (int,), 0, "threads for ROOT decompression; 0 = number of CPU cores"),
+    Key("device", (str,), "auto", "where PyTorch models train: 'auto' (a CUDA GPU when torch "
+        "sees one, else the CPU), 'cpu', 'cuda' or 'cuda:N'; the other libraries train on the "
+        "CPU"),
     Key("dask", (str,), "", "run the specs pass and 'mlaas4hep prepare' on a Dask cluster: "
         "a scheduler address such as tcp://scheduler:8786, or 'local' for a LocalCluster on "
         "this machine; empty = in this process (--dask overrides; needs mlaas4hep[dask])"),
@@ -117,6 +120,7 @@ class Params:
     class_weight: str | dict[str, float] = ""
     cache_mb: int = 1024
     threads: int = 0
+    device: str = "auto"
     dask: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -249,6 +253,9 @@ def _check_ranges(p: Params, where: str) -> None:
     _check_class_weight(p.class_weight, where)
     if p.cache_mb < 0 or p.threads < 0:
         raise UserError(f"{where}: keys 'cache_mb' and 'threads' must be 0 or more")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", p.device):
+        raise UserError(f"{where}: key 'device' must be 'auto', 'cpu', 'cuda' or 'cuda:N', "
+                        f"got {p.device!r}")
 
 
 def _check_class_weight(value: str | dict[str, float], where: str) -> None:

@@ -52,10 +52,15 @@ class Chunk:
     read: int = 0
     """Entries read from the files for this chunk (before cuts)."""
 
-    def part(self, code: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(X, mask, y) of one split."""
-        rows = self.split == code
-        return self.X[rows], self.mask[rows], self.y[rows]
+    def part(self, code: int, *, with_mask: bool = True,
+             shuffle: np.random.Generator | None = None,
+             ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """(X, mask, y) of one split (mask None unless ``with_mask``), in a random order when
+        ``shuffle`` is given; each array is copied once."""
+        rows = np.flatnonzero(self.split == code)
+        if shuffle is not None:
+            rows = shuffle.permutation(rows)
+        return self.X[rows], self.mask[rows] if with_mask else None, self.y[rows]
 
     @property
     def nbytes(self) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends.common import Features, features, take
+from .backends.common import Features, features
 from .config import Params
 from .dataset import Chunk, Dataset
 from .specs import Specs
@@ -56,17 +56,17 @@ def train(adapter: Any, data: Dataset, specs: Specs, params: Params,
     if hasattr(adapter, "fit_chunks"):  # scikit-learn, XGBoost: their own procedure
         def parts(split: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
             for chunk in data.chunks(specs, desc=SPLIT_NAMES[split]):
-                X, _, y = chunk.part(split)
+                X, _, y = chunk.part(split, with_mask=False)
                 yield X, y
 
         adapter.fit_chunks(parts, specs.n_features, sum(f["train"] for f in specs.files),
                            epochs=params.epochs, on_epoch=record)
     elif params.training == "chunk":
         for k, chunk in enumerate(data.chunks(specs, desc="training", prefetch=True)):
-            X, mask, y = chunk.part(TRAIN)
+            X, mask, y = chunk.part(TRAIN, with_mask=adapter.wants_mask)
             if len(y) == 0:
                 continue
-            Xv, mask_v, yv = chunk.part(VALIDATION)
+            Xv, mask_v, yv = chunk.part(VALIDATION, with_mask=adapter.wants_mask)
             adapter.fit_arrays(features(X, mask, adapter.wants_mask), y,
                                (features(Xv, mask_v, adapter.wants_mask), yv.astype(np.float32))
                                if len(yv) else None,
@@ -97,14 +97,11 @@ def _parts(data: Dataset, specs: Specs, params: Params, split: int, wants_mask: 
     asked (the adapters cut them into mini-batches)."""
     for chunk in data.chunks(specs, desc="training" if split == TRAIN else "validation",
                              prefetch=True):
-        X, mask, y = chunk.part(split)
-        if not len(y):
-            continue
-        inputs = features(X, mask, wants_mask)
-        if shuffle_pass is not None and params.shuffle:
-            order = np.random.default_rng([params.seed, shuffle_pass, len(y)]).permutation(len(y))
-            inputs, y = take(inputs, order), y[order]
-        yield inputs, y.astype(np.float32)
+        shuffle = (np.random.default_rng([params.seed, shuffle_pass, len(chunk)])
+                   if shuffle_pass is not None and params.shuffle else None)
+        X, mask, y = chunk.part(split, with_mask=wants_mask, shuffle=shuffle)
+        if len(y):
+            yield features(X, mask, wants_mask), y.astype(np.float32)
 
 
 def predict_split(adapter: Any, data: Dataset, specs: Specs, split: int = TEST,
@@ -115,7 +112,7 @@ def predict_split(adapter: Any, data: Dataset, specs: Specs, split: int = TEST,
     for chunk in data.chunks(specs, desc="testing"):
         if each_chunk is not None:
             each_chunk(chunk)
-        X, mask, y = chunk.part(split)
+        X, mask, y = chunk.part(split, with_mask=adapter.wants_mask)
         labels.append(y)
         scores.append(adapter.predict(features(X, mask, adapter.wants_mask)))
     return np.concatenate(labels), np.concatenate(scores)

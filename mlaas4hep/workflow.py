@@ -102,7 +102,7 @@ def run_workflow(files: str | Path, labels: str | Path, model: str | Path,
 
         seed_everything(p.seed)
         adapter = adapter_for(build_model(model, spec.n_features, task.n_classes),
-                              where=str(model), task=task)
+                              where=str(model), task=task, device=p.device)
         counts = data.split_counts(spec)
         adapter.class_weight = class_weights(p.class_weight, task,
                                              {int(k): n for k, n in counts["train"].items()})

@@ -18,6 +18,8 @@ from mlaas4hep.cli import main, workflow_main
 
 from .conftest import DATA, edit_json
 
+EXAMPLE_MODELS = Path(__file__).resolve().parents[1] / "mlaas4hep" / "examples" / "models"
+
 SEED_MODEL_VERBATIM = '''from tensorflow import keras
 from keras.models import Sequential
 from keras.layers import Dense, Dropout
@@ -161,6 +163,21 @@ def test_forbidden_expression_runs_nothing(capsys, workdir: Path, seed_args: Cal
 def test_model_file_mistakes(capsys, workdir: Path, seed_args: Callable, source: str,
                              expected: str) -> None:
     (workdir / "model.py").write_text(source)
+    assert expected in fails(capsys, seed_args(), workdir)
+
+
+@pytest.mark.parametrize(("device", "model", "expected"), [
+    ("gpu", None, "key 'device' must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'"),
+    ("cuda", None, "key 'device' is 'cuda': that is for PyTorch models; keras models train "
+                   "on the CPU here"),
+    ("cuda:0", "torch_mlp.py", "key 'device' is 'cuda:0', but torch 2.13.0+cpu sees no CUDA GPU "
+                               "(the CPU build)"),
+])
+def test_device_that_cannot_be_used(capsys, workdir: Path, seed_args: Callable, device: str,
+                                    model: str | None, expected: str) -> None:
+    edit_json(workdir / "params.json", device=device)
+    if model:
+        shutil.copy(EXAMPLE_MODELS / model, workdir / "model.py")
     assert expected in fails(capsys, seed_args(), workdir)
 
 

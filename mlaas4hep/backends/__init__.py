@@ -18,8 +18,10 @@ SUPPORTED: tuple[str, ...] = ("keras", "pytorch", "scikit-learn", "xgboost")
 """Backends this version trains (adapter names)."""
 
 
-def adapter_for(model: Any, *, where: str, task: Task | None = None) -> Any:
-    """Wrap what ``model()`` returned in the adapter of its library (binary by default)."""
+def adapter_for(model: Any, *, where: str, task: Task | None = None,
+                device: str = "auto") -> Any:
+    """Wrap what ``model()`` returned in the adapter of its library (binary by default);
+    ``device`` (params 'device') places a PyTorch model; the other libraries use the CPU."""
     task = task or Task(2)
     from .common import declares_mask
     from .keras_backend import KerasModel, is_keras_model
@@ -35,6 +37,11 @@ def adapter_for(model: Any, *, where: str, task: Task | None = None) -> Any:
             if declares_mask(model) and not adapter.wants_mask:
                 raise UserError(f"{where}: wants_mask is for Keras and PyTorch models; "
                                 f"{adapter.name} models are given X only")
+            if hasattr(adapter, "use_device"):
+                adapter.use_device(device)
+            elif device not in ("auto", "cpu"):
+                raise UserError(f"params.json key 'device' is {device!r}: that is for "
+                                f"PyTorch models; {adapter.name} models train on the CPU here")
             return adapter
     kind = f"{type(model).__module__}.{type(model).__name__}"
     raise UserError(f"{where}: model() returned a {kind}, which no backend trains; return a "

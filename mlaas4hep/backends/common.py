@@ -30,7 +30,7 @@ ONNX_HINT = ("ONNX export needs the ONNX converters: pip install 'mlaas4hep[onnx
              "onnxruntime, tf2onnx, onnxscript, skl2onnx, onnxmltools)")
 
 
-def features(X: np.ndarray, mask: np.ndarray, wants_mask: bool) -> Features:
+def features(X: np.ndarray, mask: np.ndarray | None, wants_mask: bool) -> Features:
     """X, or (X, mask as float32) for a model that wants the mask."""
     return (X, mask.astype(np.float32)) if wants_mask else X
 

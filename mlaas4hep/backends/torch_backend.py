@@ -5,7 +5,9 @@ logit (trained with ``BCEWithLogitsLoss``), or a probability when the module
 ends with ``nn.Sigmoid`` (trained with ``BCELoss``); for K classes, K logits
 per event (``CrossEntropyLoss``). Adam with learning rate 1e-3 unless the
 module has ``configure_training()`` returning ``(loss_fn, optimizer)``.
-Per-epoch records have the same keys as Keras's.
+Per-epoch records have the same keys as Keras's. On a CUDA GPU (params
+'device'), each chunk is copied to the GPU once and cut into mini-batches there;
+saved models are moved back to the CPU first, so they load anywhere.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class TorchModel:
         self.model = model
         self.where = where
         self.n_features = 0
+        self.device = torch.device("cpu")
         last = list(model.children())[-1] if list(model.children()) else None
         self.outputs_probability = isinstance(last, torch.nn.Sigmoid)
         self.wants_mask = declares_mask(model) or _forward_arguments(model) == 2
@@ -80,11 +83,33 @@ class TorchModel:
                 self.loss_fn = torch.nn.BCEWithLogitsLoss()
             self.optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 
+    def use_device(self, device: str) -> None:
+        """Train on ``device``: 'auto' (a CUDA GPU when torch sees one), 'cpu', 'cuda[:N]'."""
+        cuda = self.torch.cuda.is_available()
+        if device == "auto":
+            device = "cuda" if cuda else "cpu"
+        elif device.startswith("cuda") and not cuda:
+            build = "the CPU build" if self.torch.version.cuda is None else "no GPU visible"
+            raise UserError(f"params.json key 'device' is {device!r}, but torch "
+                            f"{self.torch.__version__} sees no CUDA GPU ({build}); use 'auto' "
+                            "or 'cpu'")
+        self.device = self.torch.device(device)
+        self.model.to(self.device)  # in place: the optimizer keeps its parameters
+
+    def _on_device(self, X: Features) -> Any:
+        """X, or (X, mask), as float32 tensors on the training device."""
+        def tensor(a: Any) -> Any:
+            if isinstance(a, self.torch.Tensor):
+                return a
+            return self.torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(
+                self.device, non_blocking=True)
+        return tuple(map(tensor, X)) if isinstance(X, tuple) else tensor(X)
+
     def _forward(self, X: Features) -> Any:
-        arrays = X if isinstance(X, tuple) else (X,)
+        inputs = self._on_device(X)
+        arrays = inputs if isinstance(inputs, tuple) else (inputs,)
         self.n_features = arrays[0].shape[1]
-        out = self.model(*(self.torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
-                           for a in arrays))
+        out = self.model(*arrays)
         if self.task.multiclass:
             if out.ndim != 2 or out.shape[1] != self.task.n_classes:
                 raise UserError(f"{self.where}: for {self.task.n_classes} classes the module "
@@ -108,13 +133,12 @@ class TorchModel:
             each = self.loss_fn(out, self._target(y))
         finally:
             self.loss_fn.reduction = reduction
-        w = self.torch.from_numpy(weights)
+        w = self.torch.from_numpy(weights).to(self.device)
         return (each * w).sum() / w.sum()
 
     def _target(self, y: np.ndarray) -> Any:
-        if self.task.binary or self.task.regression:
-            return self.torch.from_numpy(y.astype(np.float32))
-        return self.torch.from_numpy(y.astype(np.int64))
+        kind = np.float32 if self.task.binary or self.task.regression else np.int64
+        return self.torch.from_numpy(y.astype(kind)).to(self.device, non_blocking=True)
 
     def _scores(self, out: Any) -> Any:
         """The module's output as scores: probabilities for classes, values for regression."""
@@ -125,7 +149,7 @@ class TorchModel:
         return self.torch.softmax(out, dim=1)
 
     def _probabilities(self, out: Any) -> np.ndarray:
-        return self._scores(out).detach().numpy().astype(np.float32)
+        return self._scores(out).detach().cpu().numpy().astype(np.float32)
 
     def _epoch(self, batches: Iterator[tuple[Features, np.ndarray]]
                ) -> tuple[np.ndarray, np.ndarray]:
@@ -141,8 +165,10 @@ class TorchModel:
             loss.backward()
             self.optimizer.step()
             labels.append(y)
-            scores.append(self._probabilities(out))
-        return self._joined(labels, scores)
+            scores.append(self._scores(out).detach())  # on the device: no sync per batch
+        if not scores:
+            return self._joined([], [])
+        return self._joined(labels, [self.torch.cat(scores).cpu().numpy().astype(np.float32)])
 
     def _evaluate(self, batches: Iterator[tuple[Features, np.ndarray]]
                   ) -> tuple[np.ndarray, np.ndarray]:
@@ -156,8 +182,11 @@ class TorchModel:
                    epochs: int, batch_size: int, on_epoch: EpochReport,
                    events: tuple[int, int] = (0, 0)) -> None:
         """``epochs`` passes over the chunks, produced anew for each epoch, in mini-batches."""
+        def on_device() -> Iterator[tuple[Features, np.ndarray]]:
+            return ((self._on_device(X), y) for X, y in train())
+
         for epoch in range(epochs):
-            seen = self._epoch(minibatches(train(), batch_size))
+            seen = self._epoch(minibatches(on_device(), batch_size))
             checked = self._evaluate(validation()) if validation else None
             if on_epoch(epoch_record(self.task, epoch, seen, checked)):
                 return
@@ -166,12 +195,13 @@ class TorchModel:
                    epochs: int, batch_size: int, on_epoch: EpochReport) -> None:
         """``epochs`` epochs on one chunk's arrays, reshuffled each epoch."""
         generator = self.torch.Generator().manual_seed(int(self.torch.initial_seed()) % 2**31)
+        inputs = self._on_device(X)
 
         def batches() -> Iterator[tuple[Features, np.ndarray]]:
-            order = self.torch.randperm(len(y), generator=generator).numpy()
+            order = self.torch.randperm(len(y), generator=generator)
+            rows, order = order.to(self.device), order.numpy()
             for i in range(0, len(y), batch_size):
-                rows = order[i:i + batch_size]
-                yield take(X, rows), y[rows]
+                yield take(inputs, rows[i:i + batch_size]), y[order[i:i + batch_size]]
 
         for epoch in range(epochs):
             seen = self._epoch(batches())
@@ -197,7 +227,7 @@ class TorchModel:
         """``torch.export`` program (``.pt2``; ``torch.export.load(path).module()`` runs it
         without the model's code), any batch size."""
         path = with_suffix(path, (".pt2",))
-        self.model.eval()
+        self._to_cpu()
         torch = self.torch
         try:
             program = torch.export.export(self.model, self._example(),
@@ -226,12 +256,17 @@ class TorchModel:
                     out = out[:, 0]
                 return adapter._scores(out)
 
-        self.model.eval()
+        self._to_cpu()
         torch.onnx.export(Scores().eval(), self._example(), str(path), dynamo=True,
                           input_names=["X", "mask"][:len(self._example())],
                           output_names=["scores"], dynamic_shapes=self._dynamic_shapes(),
                           verbose=False)
         return path
+
+    def _to_cpu(self) -> None:
+        """Move the trained model to the CPU (and evaluation mode) for export."""
+        self.use_device("cpu")
+        self.model.eval()
 
     def _example(self) -> tuple:
         """Example inputs for export: X, and the mask when the module takes it."""
