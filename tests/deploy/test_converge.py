@@ -18,7 +18,7 @@ from mlaas4hep_hub.devidp import DevIdP
 from ..browser import free_port, screenshot
 from ..docker.dockerd import BuiltImages, DockerDaemon
 from ..hub.conftest import sign_in
-from .ansible import PlaybookRun, playbook
+from .playbook import PlaybookRun, playbook
 
 # the first test of a session may also wait for the image builds
 pytestmark = pytest.mark.timeout(2400)
@@ -48,6 +48,18 @@ def converge_vars(tmp: Path, idp: DevIdP, port: int, dockerd: DockerDaemon,
     path.write_text(json.dumps(values))
     path.chmod(0o600)
     return path
+
+
+def wait_for_token(dockerd: DockerDaemon, container: str, timeout: float = 90) -> str:
+    """The content of $BEARER_TOKEN_FILE in ``container`` once the token keeper wrote it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = dockerd.docker("exec", container, "sh", "-c", 'cat "$BEARER_TOKEN_FILE"',
+                                check=False)
+        if result.returncode == 0 and result.stdout.strip():
+            return result.stdout.strip()
+        time.sleep(2)
+    raise AssertionError(f"no token file in {container} after {timeout:.0f} s")
 
 
 def assert_ok(run: PlaybookRun, what: str) -> None:
@@ -95,16 +107,20 @@ def test_converge_sign_in_idempotence_and_secrets(tmp_path: Path, dockerd: Docke
         screenshot(page, "deploy-alice-spawn-form")
         page.get_by_role("button", name="Start").click()
         page.wait_for_url("**/user/alice/lab**", timeout=240_000)
+        page.locator(".jp-LabShell").wait_for(timeout=120_000)
         screenshot(page, "deploy-alice-jupyterlab")
+        # her IAM access token reaches her server as a file (through the auth service)
+        token = wait_for_token(dockerd, "jupyter-alice")
+        assert token.count(".") == 2, "the token file does not hold a JWT"
 
         secrets = [CLIENT_SECRET] + [(srv / "state" / n).read_text().strip() for n in GENERATED]
         user_info = json.loads(dockerd.docker("inspect", "jupyter-alice").stdout)[0]
         user_env = dockerd.docker("exec", "jupyter-alice", "env").stdout
         user_mounts = json.dumps(user_info["Mounts"])
-        hub_logs = dockerd.docker("logs", HUB).stdout + dockerd.docker("logs", HUB).stderr
+        logs = dockerd.docker("logs", HUB)
         places = {"hub container env": "\n".join(hub_info["Config"]["Env"]),
                   "user container env (inspect)": "\n".join(user_info["Config"]["Env"]),
-                  "user container env (exec)": user_env, "hub logs": hub_logs,
+                  "user container env (exec)": user_env, "hub logs": logs.stdout + logs.stderr,
                   "ansible output": first.output + again.output + check.output}
         for where, text in places.items():
             for secret in secrets:

@@ -17,7 +17,7 @@ from toscaparser.tosca_template import ToscaTemplate
 
 from mlaas4hep_hub.config import SCHEMA
 
-from .ansible import ANSIBLE, BIN, ROOT
+from .playbook import ANSIBLE, BIN, ROOT
 
 TOSCA = ROOT / "tosca"
 TEMPLATE = TOSCA / "mlaas4hep_hub.yaml"
