@@ -16,7 +16,9 @@ measures, each the median of ``--repeat`` runs, all on the same files:
   parallel decompression (``threads`` = the cores);
 - peak RSS of ``mlaas4hep prepare`` on N and 10N events at the same chunk size;
 - the epoch time of a small Keras model fed by the stream (nothing cached)
-  against the same model on in-memory arrays.
+  against the same model on in-memory arrays;
+- where torch sees a CUDA GPU, streamed PyTorch training throughput on it
+  against the same model on events held in GPU memory (``gpu_training.py``).
 
 It prints a table with events/s, the ratio to the raw read and the factor
 over the original MLaaS4HEP's figures (1.1k-1.4k events/s for chunk creation,
@@ -39,6 +41,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import uproot
+from gpu_training import cuda_available, torch_epochs
+from gpu_training import report as gpu_report
 
 from mlaas4hep.config import parse_params, parse_preproc, read_files_and_labels
 from mlaas4hep.dataset import Dataset
@@ -260,8 +264,14 @@ def main() -> None:
                             "N": peak_rss_mb(files, labels, n, args.chunk_size, work),
                             "10N": peak_rss_mb(files, labels, total, args.chunk_size, work)}
         result["keras"] = keras_epochs(files, labels, base, args.repeat)
+        if cuda_available():  # streamed training throughput on the GPU
+            result["gpu"] = torch_epochs(files, labels, repeat=args.repeat)
     result["targets"] = [{"target": t, "limit": lim, "value": v, "holds": ok}
                          for t, lim, v, ok in report(result)]
+    if "gpu" in result:
+        result["gpu"]["holds"] = gpu_report(result["gpu"])
+    else:
+        print("no CUDA GPU seen by torch: the GPU training measurement was not made")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
 

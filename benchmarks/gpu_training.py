@@ -1,0 +1,208 @@
+"""Streamed PyTorch training on a GPU: does the data pipeline keep the GPU busy?
+
+    python benchmarks/gpu_training.py [--events 200000] [--device auto] [--json out.json]
+
+Generates paper-shaped samples (22 flat + 52 jagged branches, zlib; ``--events``
+each of signal and background) unless ``--files``/``--labels`` are given, then
+trains the same PyTorch MLP through the framework's training loop, taking turns
+``--repeat`` times:
+
+- fed by the stream: every epoch reads the ROOT files again, prepares the
+  chunks (flatten, normalise) in a background thread and copies each chunk to
+  the GPU once (``cache_mb`` 0, nothing kept);
+- on the same training events held in GPU memory (the upper bound).
+
+It prints the median training throughput of each (events/s, epoch time over
+the training events, the first epoch left out), their ratio, and the GPU
+utilisation sampled every 50 ms while each ran (needs ``nvidia-ml-py``). With
+no GPU it runs on the CPU (``--device cpu``) and says so. Not part of the tests;
+``pipeline_vs_raw.py`` runs it too where torch sees a CUDA GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from mlaas4hep.config import parse_params, parse_preproc, read_files_and_labels
+from mlaas4hep.dataset import Dataset
+from mlaas4hep.samples import make_sample_set
+
+TARGET = 0.9
+"""Streamed throughput wanted, as a fraction of the in-memory throughput."""
+
+
+def cuda_available() -> bool:
+    """Whether torch is installed and sees a CUDA GPU."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def open_dataset(files: Path, labels: Path, params: dict) -> Dataset:
+    """The pipeline on these inputs with these params (over the defaults), no cuts."""
+    return Dataset.open(read_files_and_labels(files, labels), parse_params(params),
+                        parse_preproc({}))
+
+
+def epoch_seconds(fit: Callable[[Callable[[dict], None]], None]) -> float:
+    """Median epoch wall time of ``fit(on_epoch)``, the first epoch (warm-up) left out."""
+    stamps: list[float] = []
+    t0 = time.perf_counter()
+    fit(lambda _record: stamps.append(time.perf_counter()))
+    times = [b - a for a, b in zip([t0, *stamps[:-1]], stamps, strict=True)]
+    return statistics.median(times[1:])
+
+
+class UtilisationSampler:
+    """Mean GPU utilisation (%) over a block, from NVML every 50 ms; None without NVML."""
+
+    def __init__(self, index: int = 0):
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            self._handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            self._rate = pynvml.nvmlDeviceGetUtilizationRates
+        except Exception:  # no NVML library or no NVIDIA GPU: utilisation not reported
+            self._handle = None
+
+    @contextmanager
+    def sampling(self, into: list[float]) -> Iterator[None]:
+        """Append utilisation samples to ``into`` while the block runs."""
+        if self._handle is None:
+            yield
+            return
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(0.05):
+                into.append(float(self._rate(self._handle).gpu))
+
+        thread = threading.Thread(target=sample, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+
+def mlp(idim: int, width: int) -> Any:
+    """Three hidden layers of ``width``, one logit out."""
+    from torch import nn
+
+    return nn.Sequential(nn.Linear(idim, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
+                         nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 1))
+
+
+def torch_epochs(files: Path, labels: Path, *, device: str = "auto", repeat: int = 3,
+                 epochs: int = 4, batch_size: int = 1024, width: int = 256,
+                 chunk_size: int = 20_000) -> dict:
+    """Training throughput fed by the stream and from GPU memory (see the module docstring)."""
+    import numpy as np
+    import torch
+
+    from mlaas4hep.backends import adapter_for
+    from mlaas4hep.backends.common import seed_everything
+    from mlaas4hep.split import TRAIN, VALIDATION
+    from mlaas4hep.train import train
+
+    base = {"chunk_size": chunk_size, "batch_size": batch_size, "epochs": epochs,
+            "training": "standard", "cache_mb": 0, "device": device,
+            "identifier": ["runNo", "evtNo", "lumi"]}
+    sampler = UtilisationSampler()
+
+    def adapter(n_features: int) -> Any:
+        seed_everything(1)
+        return adapter_for(mlp(n_features, width), where="benchmark", device=device)
+
+    def streamed(samples: list[float]) -> float:
+        with open_dataset(files, labels, base) as data:
+            specs = data.specs()
+            model = adapter(specs.n_features)
+            with sampler.sampling(samples):
+                return epoch_seconds(lambda hook: train(model, data, specs, data.params, hook))
+
+    with open_dataset(files, labels, base) as data:
+        specs = data.specs()
+        parts = [(c.part(TRAIN, with_mask=False), c.part(VALIDATION, with_mask=False))
+                 for c in data.chunks(specs)]
+    X = np.concatenate([t[0] for t, _ in parts])
+    y = np.concatenate([t[2] for t, _ in parts]).astype(np.float32)
+    Xv = np.concatenate([v[0] for _, v in parts])
+    yv = np.concatenate([v[2] for _, v in parts]).astype(np.float32)
+
+    def in_memory(samples: list[float]) -> float:
+        model = adapter(specs.n_features)
+        with sampler.sampling(samples):
+            return epoch_seconds(lambda hook: model.fit_arrays(
+                X, y, (Xv, yv), epochs=epochs, batch_size=batch_size, on_epoch=hook))
+
+    used = adapter(specs.n_features).device
+    stream_util: list[float] = []
+    memory_util: list[float] = []
+    rounds = [(streamed(stream_util), in_memory(memory_util)) for _ in range(repeat)]
+    stream_s, memory_s = (statistics.median(r) for r in zip(*rounds, strict=True))
+    name = torch.cuda.get_device_name(used) if used.type == "cuda" else "CPU"
+    return {"device": str(used), "device_name": name, "train_events": len(y),
+            "features": specs.n_features, "batch_size": batch_size, "width": width,
+            "streamed_events_per_s": len(y) / stream_s, "in_memory_events_per_s": len(y) / memory_s,
+            "ratio": memory_s / stream_s,
+            "gpu_utilisation_streamed": statistics.fmean(stream_util) if stream_util else None,
+            "gpu_utilisation_in_memory": statistics.fmean(memory_util) if memory_util else None}
+
+
+def report(result: dict) -> bool:
+    """Print the result; True if the streamed throughput reaches TARGET x in-memory."""
+    def utilisation(key: str) -> str:
+        return "n/a" if result[key] is None else f"{result[key]:.0f}%"
+
+    print(f"PyTorch MLP ({result['width']} wide, 3 layers) on {result['device_name']} "
+          f"({result['device']}), {result['train_events']} training events x "
+          f"{result['features']} features, batch {result['batch_size']}")
+    print(f"  streamed from ROOT files: {result['streamed_events_per_s']:>10.0f} events/s, "
+          f"GPU busy {utilisation('gpu_utilisation_streamed')}")
+    print(f"  from memory:              {result['in_memory_events_per_s']:>10.0f} events/s, "
+          f"GPU busy {utilisation('gpu_utilisation_in_memory')}")
+    holds = result["ratio"] >= TARGET
+    print(f"{'OK  ' if holds else 'MISS'} streamed >= {TARGET} x in-memory throughput: "
+          f"{result['ratio']:.2f}")
+    return holds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=200_000, help="events per sample file")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds (median)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--files", type=Path, help="files.txt (default: generate samples)")
+    parser.add_argument("--labels", type=Path)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        files, labels = args.files, args.labels
+        if not files:
+            print(f"generating 2 x {args.events} paper-shaped events ...", flush=True)
+            files, labels = make_sample_set(Path(tmp) / "samples", args.events, seed=1)
+        result = torch_epochs(files, labels, device=args.device, repeat=args.repeat,
+                              batch_size=args.batch_size)
+    result["holds"] = report(result)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
