@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,8 +83,8 @@ class Dataset:
         self.params = params
         self.preproc = preproc
         self.plan = ChunkPlan.make([s.entries for s in inputs], params.nevts, params.chunk_size)
-        threads = params.threads or os.cpu_count() or 1
-        self._executor = ThreadPoolExecutor(threads) if threads > 1 else None
+        self._threads = params.threads or os.cpu_count() or 1
+        self._executor = ThreadPoolExecutor(self._threads) if self._threads > 1 else None
         self.stream = EventStream(inputs, selection, preproc, params, self.plan, self._executor)
         self._cache: list[Chunk] | None = None
 
@@ -204,8 +205,8 @@ class Dataset:
                ) -> Iterator[Chunk]:
         """Training-ready chunks; kept in memory up to ``cache_mb`` for later passes.
 
-        With ``prefetch`` (and ``threads`` other than 1), the next chunk is read and prepared
-        in a background thread while the caller works on this one (training).
+        With ``prefetch`` (and ``threads`` other than 1), the next chunks are read and prepared
+        on background threads while the caller works on this one (training).
         """
         if self._cache is not None:
             yield from self._cache
@@ -226,10 +227,25 @@ class Dataset:
             self._cache = cache
 
     def _prepared(self, specs: Specs, prefetch: bool) -> Iterator[Chunk]:
-        chunks = (self.prepare(raw, specs) for raw in self.stream)
         if prefetch and self._executor is not None:
-            return prefetched(chunks, name="mlaas4hep-prefetch")
-        return chunks
+            return prefetched(self._prepared_ahead(specs), name="mlaas4hep-prefetch")
+        return (self.prepare(raw, specs) for raw in self.stream)
+
+    def _prepared_ahead(self, specs: Specs) -> Iterator[Chunk]:
+        """Chunks in order, each prepared on the decompression threads while the next ones
+        are read (at most ``threads`` chunks in flight)."""
+        assert self._executor is not None
+        ahead: deque[Future[Chunk]] = deque()
+        try:
+            for raw in self.stream:
+                ahead.append(self._executor.submit(self.prepare, raw, specs))
+                if len(ahead) >= self._threads:
+                    yield ahead.popleft().result()
+            while ahead:
+                yield ahead.popleft().result()
+        finally:
+            for future in ahead:
+                future.cancel()
 
     def split_counts(self, specs: Specs) -> dict[str, dict[str, int]]:
         """Events per split and label, from the specs."""
