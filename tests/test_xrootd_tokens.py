@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 import tempfile
 import threading
@@ -31,7 +30,7 @@ from mlaas4hep_hub.token_keeper import write_private
 from .conftest import edit_json
 from .hub.oidc_client import login_tokens, refresh
 from .servers.tls_ca import make_test_ca
-from .servers.xrootd_tokens import TokenXRootDServer, token_xrootd_available
+from .servers.xrootd_tokens import TokenXRootDServer, experiments_store, token_xrootd_available
 
 CLIENT = {"client_id": "oidc-agent", "client_secret": "agent-secret-5c1d",
           "redirect_uris": ["http://127.0.0.1:4242/"]}  # never contacted
@@ -60,20 +59,12 @@ def store(samples: Path) -> Iterator[Store]:
 
 def _store(base: Path, samples: Path) -> Iterator[Store]:
     ca = make_test_ca(base / "ca")
-    export = base / "export"
-    for area in ("cms", "atlas"):
-        (export / "store" / area).mkdir(parents=True)
-        for name in ("signal.root", "background.root"):
-            shutil.copy(samples / name, export / "store" / area / name)
     saved = os.environ.get("REQUESTS_CA_BUNDLE")
     os.environ["REQUESTS_CA_BUNDLE"] = str(ca.ca)  # the scripted oidc-agent trusts the test CA
     try:
         with DevIdP(base / "idp", clients=[CLIENT], access_token_ttl=TOKEN_TTL,
                     tls_cert=ca.cert, tls_key=ca.key, tls_ca=ca.ca) as idp, \
-             TokenXRootDServer(export, workdir=base / "xrootd", issuer=idp.issuer,
-                               audience=idp.issuer, ca=ca,
-                               groups={"/cms": ["/store/cms"],
-                                       "/atlas": ["/store/atlas"]}) as server:
+             experiments_store(samples, idp.issuer, ca) as server:
             yield Store(idp, server, ca.cadir)
     finally:
         if saved is None:

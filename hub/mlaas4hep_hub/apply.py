@@ -110,6 +110,7 @@ def _apply_spawner(cfg: dict[str, Any], c: Config, spawner: dict[str, Any]) -> N
     s.start_timeout = spawner["start_timeout"]
     s.token_poll_interval = spawner["token_poll_interval"]
     s.token_url = token_url
+    s.environment = dict(spawner["environment"])
 
 
 def _apply_auth_service(cfg: dict[str, Any], c: Config, discovery: dict[str, Any],

@@ -98,6 +98,12 @@ SCHEMA: dict[str, Any] = _section("MLaaS4HEP Hub configuration", {
         "start_timeout": _int("seconds a server may take to start", 120, 10),
         "token_poll_interval": _int("seconds between checks of the access token by the "
                                     "user's server", 30, 1),
+        "environment": {"type": "object", "additionalProperties": {"type": "string"},
+                        "description": "extra environment of every user server, e.g. "
+                                       "{X509_CERT_DIR: /etc/grid-security/certificates} "
+                                       "(the CAs the XRootD client checks storage elements "
+                                       "against); BEARER_TOKEN is never passed",
+                        "default": {}},
         "docker": _section("Docker kind: what the spawn form offers", {
             "images": {"type": "object", "additionalProperties": {"type": "string"},
                        "description": "images users may choose: {image: description}",

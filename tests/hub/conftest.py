@@ -24,6 +24,7 @@ from mlaas4hep_hub.cli import dev_config
 from mlaas4hep_hub.devidp import DevIdP
 
 from ..browser import free_port
+from ..servers.tls_ca import CAFiles
 
 ROOT = Path(__file__).resolve().parents[2]
 HUB_CLIENT_SECRET = "hub-client-secret-3b9f1e27c4"
@@ -59,12 +60,15 @@ class Hub:
     log: Path
     process: subprocess.Popen
     docker_host: str | None = None
+    ca_file: Path | None = None
 
     def start(self) -> None:
         """(Re)start the hub process on the same state and wait until it answers."""
         env = {**os.environ, "MLAAS4HEP_HUB_CONFIG": str(self.config)}
         if self.docker_host:
             env["DOCKER_HOST"] = self.docker_host
+        if self.ca_file:  # the hub process alone trusts the test CA (its IAM's certificate)
+            env["SSL_CERT_FILE"] = str(self.ca_file)
         with open(self.log, "a") as log:
             self.process = subprocess.Popen(
                 [str(Path(sys.executable).parent / "jupyterhub"), "-f",
@@ -116,17 +120,21 @@ def examples_dir(tmp: Path) -> Path:
 
 @contextlib.contextmanager
 def hub_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Hub]]:
-    """``make(token_ttl=..., cleanup_servers=...)`` starts a hub; all stop at the end."""
+    """``make(token_ttl=..., cleanup_servers=..., docker_host=..., ca=...)`` starts a hub; all
+    stop at the end. With ``ca`` (a test CA) the dev IAM serves HTTPS with its certificate (an
+    ``https://`` issuer, as storage token plugins require), and the hub process and the user
+    servers (``X509_CERT_DIR``, for the XRootD client) trust it."""
     started: list[Hub] = []
 
     def make(token_ttl: int = 3600, cleanup_servers: bool = True,
-             docker_host: str | None = None) -> Hub:
+             docker_host: str | None = None, ca: CAFiles | None = None) -> Hub:
         tmp = tmp_path_factory.mktemp("hub")
         port = free_port()
         hub_client = {"client_id": "mlaas4hep-hub", "client_secret": HUB_CLIENT_SECRET,
                       "redirect_uris": [f"http://127.0.0.1:{port}/hub/oauth_callback"]}
+        tls = {"tls_cert": ca.cert, "tls_key": ca.key, "tls_ca": ca.ca} if ca else {}
         idp = DevIdP(tmp / "idp", clients=[hub_client, AGENT_CLIENT],
-                     access_token_ttl=token_ttl).start()
+                     access_token_ttl=token_ttl, **tls).start()
         (tmp / "iam-client-secret").write_text(HUB_CLIENT_SECRET)
         (tmp / "iam-client-secret").chmod(0o600)
         cfg = dev_config(tmp, idp.issuer, port, examples_dir(tmp),
@@ -136,11 +144,13 @@ def hub_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[.
                           hub_bind_url=f"http://127.0.0.1:{free_port()}",
                           proxy_api_url=f"http://127.0.0.1:{free_port()}")
         cfg["iam"].update(auth_refresh_age=2, token_refresh_margin=max(10, token_ttl // 2))
+        if ca:
+            cfg["spawner"]["environment"] = {"X509_CERT_DIR": str(ca.cadir)}
         cfg["services"] = {f"{name}_port": free_port() for name in ("auth", "inference", "submit")}
         config = tmp / "hub.yaml"
         config.write_text(yaml.safe_dump(cfg))
         hub = Hub(f"http://127.0.0.1:{port}", idp, tmp, config, tmp / "hub.log",
-                  subprocess.Popen(["true"]), docker_host)
+                  subprocess.Popen(["true"]), docker_host, ca.ca if ca else None)
         started.append(hub)
         hub.start()
         return hub
@@ -166,7 +176,8 @@ def make_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[...,
 
 def sign_in(browser: Any, hub: Hub, user: str, password: str) -> Any:
     """Open the hub, click 'Sign in with IAM', log in and consent; return the page."""
-    page = browser.new_page()
+    # a dev IAM over TLS has a test CA's certificate, which chromium is not told about
+    page = browser.new_page(ignore_https_errors=hub.ca_file is not None)
     page.goto(f"{hub.url}/hub/login")
     page.get_by_text("Sign in with IAM").click()
     page.fill("input[name=login]", user)

@@ -37,6 +37,8 @@ def with_iam(**iam: object) -> dict:
      "hub.yaml: iam.client_secret_file: required key is missing"),
     ({}, "hub.yaml: iam: required key is missing"),
     ({**MINIMAL, "spawner": {"kind": "k8s"}}, "hub.yaml: spawner.kind: 'k8s' is not one of"),
+    ({**MINIMAL, "spawner": {"environment": {"X509_CERT_DIR": 1}}},
+     "hub.yaml: spawner.environment.X509_CERT_DIR: must be string, got int"),
 ])
 def test_schema_errors_name_the_key(raw: dict, message: str) -> None:
     with pytest.raises(ConfigError) as err:
@@ -79,6 +81,15 @@ def test_apply_config_sets_iam_login_from_discovery(tmp_path: Path) -> None:
     assert service["name"] == "auth" and "--allowed-group=cms" in service["command"]
     # the client secret goes to the authenticator only: not to services or user servers
     assert "s3cret" not in repr(c.JupyterHub.services) and "s3cret" not in repr(c.LocalSpawner)
+
+
+def test_spawner_environment_reaches_user_servers_of_both_kinds() -> None:
+    env = {"X509_CERT_DIR": "/etc/grid-security/certificates"}
+    for kind, spawner in (("local", "LocalSpawner"), ("docker", "DockerHostSpawner")):
+        c = Config()
+        apply_config(validate_config({**MINIMAL, "spawner": {"kind": kind, "environment": env}}),
+                     c, discovery=DISCOVERY, secrets=SECRETS)
+        assert c[spawner].environment == env, kind
 
 
 def test_apply_config_is_pure() -> None:

@@ -25,10 +25,12 @@ under ``tests/isolated.sh``): no lookup or packet leaves the machine.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from .tls_ca import CAFiles
@@ -119,3 +121,26 @@ class TokenXRootDServer(XRootDServer):
         bind = f'mount --bind "$0" {SYSTEM_CA_BUNDLE} && exec "$@"'
         return [*unshare, "--mount", "sh", "-c", bind, str(self.workdir / "trusted-ca.pem"),
                 *super()._command()]
+
+
+@contextlib.contextmanager
+def experiments_store(samples: Path, issuer: str, ca: CAFiles) -> Iterator[TokenXRootDServer]:
+    """A running :class:`TokenXRootDServer` exporting ``signal.root`` and ``background.root``
+    of ``samples`` under ``/store/cms`` (readable by group ``/cms``) and ``/store/atlas``
+    (group ``/atlas``), for tokens of ``issuer`` with ``aud`` the issuer.
+
+    Its files live in a folder of their own, not below ``/tmp/pytest-of-<user>``: a pytest
+    session starting meanwhile makes that 0700 again, and the unprivileged daemon reads its
+    configuration there throughout.
+    """
+    with tempfile.TemporaryDirectory(prefix="mlaas4hep-tokens-") as tmp:
+        export = Path(tmp) / "export"
+        for area in ("cms", "atlas"):
+            (export / "store" / area).mkdir(parents=True)
+            for name in ("signal.root", "background.root"):
+                shutil.copy(samples / name, export / "store" / area / name)
+        with TokenXRootDServer(export, workdir=Path(tmp) / "xrootd", issuer=issuer,
+                               audience=issuer, ca=ca,
+                               groups={"/cms": ["/store/cms"], "/atlas": ["/store/atlas"]}
+                               ) as server:
+            yield server

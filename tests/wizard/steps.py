@@ -33,6 +33,18 @@ def _run_all(page: Any) -> None:
     page.get_by_text(re.compile(r"[\d,]+ entries, ")).first.wait_for(timeout=120_000)
 
 
+def add_cut_in_wizard(page: Any, expression: str) -> str:
+    """On the Features tab, add the cut ``expression``; return the preview of the events
+    that pass (read from the first events of every chosen file)."""
+    page.get_by_role("tab", name="2. Features").click()
+    page.locator(".mlaas4hep-cut-expression input").fill(expression)
+    page.get_by_text("valid cut").wait_for(timeout=30_000)
+    page.locator(".mlaas4hep-add-cut").click()
+    preview = page.get_by_text("events pass")
+    preview.wait_for(timeout=60_000)
+    return preview.inner_text()
+
+
 def train_in_wizard(page: Any, shots: str, epochs: int = 2) -> None:
     """Open the Train tab, set the epochs, click Train; wait for the live plot and results."""
     page.get_by_role("tab", name="4. Train").click()

@@ -19,7 +19,7 @@ from nbclient import NotebookClient
 
 from ..browser import free_port, screenshot
 from .conftest import WIZARD_NOTEBOOK
-from .steps import run_wizard_notebook, train_in_wizard
+from .steps import add_cut_in_wizard, run_wizard_notebook, train_in_wizard
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
@@ -98,11 +98,7 @@ def test_wizard_trains_in_jupyterlab(home: Path, lab: str, page: Any) -> None:
     page.locator(".mlaas4hep-add-selected").click()
     page.locator(".widget-label", has_text="more/background-2.root").wait_for(timeout=30_000)
 
-    page.get_by_role("tab", name="2. Features").click()
-    page.locator(".mlaas4hep-cut-expression input").fill("nJets >= 4")
-    page.get_by_text("valid cut").wait_for(timeout=30_000)
-    page.locator(".mlaas4hep-add-cut").click()
-    page.get_by_text("events pass").wait_for(timeout=60_000)
+    add_cut_in_wizard(page, "nJets >= 4")
     screenshot(page, "wizard-2-features")
 
     train_in_wizard(page, "wizard")
