@@ -10,8 +10,9 @@ inference service (``python -m mlaas4hep_hub.inference_service``, as the hub
 runs it, without the proxy in front), uploads the output folder and measures,
 each for ``--seconds``, with an IAM bearer token on every request:
 
-- batched JSON: ``POST /json`` with ``rows`` of ``--batch`` events (raw branch
-  values, jagged ones as lists), 2 clients: events/s;
+- batched JSON: ``POST /json`` with ``--batch`` events (raw branch values, jagged
+  ones as lists) as ``columns`` (one list per key: the fast form) and as ``rows``
+  (one list per event), 2 clients: events/s;
 - ROOT file: ``POST /predict/root`` on the signal file: events/s;
 - single rows: ``--clients`` concurrent clients each sending one event at a
   time: requests/s, p50 and p99 latency, errors.
@@ -91,11 +92,11 @@ def start_service(work: Path, idp: DevIdP, port: int) -> subprocess.Popen:
     raise RuntimeError((work / "service.log").read_text()[-2000:])
 
 
-def rows_of(path: Path, keys: list[str], n: int) -> list[list]:
+def columns_of(path: Path, keys: list[str], n: int) -> list[list]:
+    """The first ``n`` events of ``keys`` as JSON lists, one per key."""
     with uproot.open(path) as f:
         arrays = f["events"].arrays(keys, entry_stop=n, library="ak")
-    columns = {k: arrays[k].to_list() for k in keys}
-    return [[columns[k][i] for k in keys] for i in range(n)]
+    return [arrays[k].to_list() for k in keys]
 
 
 async def load(url: str, token: str, bodies: list[bytes], clients: int, seconds: float
@@ -168,14 +169,17 @@ def measure(args: argparse.Namespace, idp: DevIdP, run: Path, signal: Path) -> d
                        timeout=120)
     up.raise_for_status()
     keys = requests.get(f"{base}/params/mlp", headers=auth, timeout=60).json()["keys"]
-    rows = rows_of(signal, keys, args.batch)
+    columns = columns_of(signal, keys, args.batch)
+    rows = [list(row) for row in zip(*columns, strict=True)]
     shutil.copy(signal, run.parent / "signal.root")
 
-    batch = json.dumps({"model": "mlp", "keys": keys, "rows": rows}).encode()
-    lat, errors, n = asyncio.run(load(f"{base}/json", token, [batch], 2, args.seconds))
-    batched = {"events/s": round(n * len(rows) / args.seconds), "errors": errors,
-               "requests": n, "events per request": len(rows),
-               "MB per request": round(len(batch) / 2**20, 2)}
+    batched = {}
+    for form, values in (("columns", columns), ("rows", rows)):
+        batch = json.dumps({"model": "mlp", "keys": keys, form: values}).encode()
+        lat, errors, n = asyncio.run(load(f"{base}/json", token, [batch], 2, args.seconds))
+        batched[form] = {"events/s": round(n * args.batch / args.seconds), "errors": errors,
+                         "requests": n, "events per request": args.batch,
+                         "MB per request": round(len(batch) / 2**20, 2)}
 
     root = json.dumps({"model": "mlp", "file": "signal.root"}).encode()
     with uproot.open(signal) as f:
@@ -192,12 +196,13 @@ def measure(args: argparse.Namespace, idp: DevIdP, run: Path, signal: Path) -> d
     single = {"clients": args.clients, "requests/s": round(n / args.seconds),
               "p50 ms": round(float(np.percentile(ms, 50)), 2),
               "p99 ms": round(float(np.percentile(ms, 99)), 2), "errors": errors}
-    return {"batched JSON": batched, "ROOT file": root_file, "single rows": single,
-            "targets": {"batched >= 100k events/s": batched["events/s"] >= 100_000,
-                        "single-row p50 < 10 ms": single["p50 ms"] < 10,
-                        "zero errors": batched["errors"] + single["errors"]
-                        + root_file["errors"] == 0},
-            "cpus": os.cpu_count()}
+    errors = sum(b["errors"] for b in batched.values()) + single["errors"] + root_file["errors"]
+    targets = {"batched >= 100k events/s": batched["columns"]["events/s"] >= 100_000,
+               "single-row p50 < 10 ms": single["p50 ms"] < 10, "zero errors": errors == 0}
+    return {"batched JSON, columns": batched["columns"], "batched JSON, rows": batched["rows"],
+            "ROOT file": root_file, "single rows": single,
+            "targets": {name: "OK" if met else "MISS" for name, met in targets.items()},
+            "cpus": os.cpu_count(), "load average": os.getloadavg()}
 
 
 if __name__ == "__main__":

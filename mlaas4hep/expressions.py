@@ -6,7 +6,8 @@ numbers, arithmetic (``+ - * / // % **``), comparisons (chained ones too),
 ``& | ~`` and the functions in :data:`FUNCTIONS`. Nothing else is accepted
 (no attributes, subscripts, lambdas, keywords, strings, ``and``/``or``) and
 nothing is ever passed to ``eval``: evaluation walks the checked tree and
-applies numpy ufuncs, which work on numpy and awkward arrays alike.
+applies numpy ufuncs, which work on numpy arrays, :class:`~mlaas4hep.flatten.Jagged`
+lists and awkward arrays alike.
 """
 
 from __future__ import annotations
@@ -21,14 +22,15 @@ import awkward as ak
 import numpy as np
 
 from .errors import UserError
+from .flatten import Jagged
 
 
 def _count(x: Any) -> Any:
-    return ak.num(x, axis=-1)
+    return x.counts() if isinstance(x, Jagged) else ak.num(x, axis=-1)
 
 
 def _sum(x: Any) -> Any:
-    return ak.sum(x, axis=-1)
+    return x.reduce(np.add, 0) if isinstance(x, Jagged) else ak.sum(x, axis=-1)
 
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {

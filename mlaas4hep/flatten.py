@@ -12,11 +12,13 @@ from typing import Any
 import awkward as ak
 import numba
 import numpy as np
+from numpy.lib.mixins import NDArrayOperatorsMixin
 
 
-class Jagged:
+class Jagged(NDArrayOperatorsMixin):
     """A list of numbers per event as numpy offsets and contents: what the pipeline passes
-    around (awkward arrays are made only where an expression needs one)."""
+    around. Operators and numpy ufuncs act on the numbers (as on awkward arrays): a numpy
+    array with one value per event, or a scalar, is broadcast to each event's list."""
 
     ndim = 2
 
@@ -41,6 +43,47 @@ class Jagged:
         """The same lists as an awkward array (no copy)."""
         return ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(self.offsets),
                                                     ak.contents.NumpyArray(self.content)))
+
+    def counts(self) -> np.ndarray:
+        """The length of each event's list."""
+        return np.diff(self.offsets)
+
+    def reduce(self, ufunc: np.ufunc, empty: Any) -> np.ndarray:
+        """``ufunc`` over each event's list (``np.add``: sums, ``np.logical_or``: any...);
+        ``empty`` for an empty list. Booleans are summed as integers."""
+        offsets, content = jagged_offsets(self)
+        if ufunc is np.add and content.dtype == np.bool_:
+            content = content.astype(np.int64)
+        filled = np.diff(offsets) > 0
+        out = np.full(len(filled), empty, dtype=ufunc(content[:0], content[:0]).dtype)
+        if filled.any():
+            out[filled] = ufunc.reduceat(content, offsets[:-1][filled])
+        return out
+
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any
+                        ) -> Any:
+        if method != "__call__" or kwargs:
+            return NotImplemented
+        if any(isinstance(x, ak.Array) for x in inputs):
+            return ufunc(*(as_awkward(x) for x in inputs))
+        lists = [Jagged(*jagged_offsets(x)) for x in inputs if isinstance(x, Jagged)]
+        offsets = lists[0].offsets
+        if any(not np.array_equal(j.offsets, offsets) for j in lists[1:]):
+            raise ValueError("lists of different lengths cannot be combined element by "
+                             "element")
+        contents = iter(j.content for j in lists)
+        args = [next(contents) if isinstance(x, Jagged) else _per_number(x, offsets)
+                for x in inputs]
+        return Jagged(offsets, ufunc(*args))
+
+
+def _per_number(value: Any, offsets: np.ndarray) -> Any:
+    """A value per event repeated for each number of the event's list; scalars as they are."""
+    if np.ndim(value) == 0:
+        return value
+    if len(value) != len(offsets) - 1:
+        raise ValueError(f"{len(value)} values for {len(offsets) - 1} events")
+    return np.repeat(value, np.diff(offsets))
 
 
 Column = np.ndarray | Jagged

@@ -32,13 +32,16 @@ CHECK_EVENTS = 1000
 
 
 def onnx_session(path: str | Path) -> Any:
-    """An onnxruntime session on the CPU for ``path``."""
+    """An onnxruntime session on the CPU for ``path``: one thread per call, that does not
+    spin while waiting (concurrent calls, e.g. the inference service's, run side by side)."""
     try:
         import onnxruntime
     except ImportError:
         raise UserError(ONNX_HINT) from None
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
+    options.intra_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 

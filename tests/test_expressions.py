@@ -34,6 +34,27 @@ def test_functions_and_operators_on_jagged_arrays() -> None:
     np.testing.assert_array_equal(evaluate("(x > 0) | ~(x < -10)", x=x), [True, True])
 
 
+def test_jagged_lists_in_numpy_give_what_awkward_gives() -> None:
+    from mlaas4hep.flatten import Jagged
+
+    rng = np.random.default_rng(1)
+    offsets = np.concatenate([[0], np.cumsum(rng.integers(0, 5, 500))])
+    e = Jagged(offsets, rng.normal(5, 3, offsets[-1]))
+    p = Jagged(offsets, rng.normal(0, 1, offsets[-1])).events(100, 300)
+    e = e.events(100, 300)  # offsets that do not start at 0
+    n = rng.normal(size=200)
+    for text in ("log(e) < 1.5", "e * p + n", "hypot(e, n) / 2", "~(e > 1) | (p < 0)",
+                 "1 <= e**2 <= 16", "-e % 3", "2 - n * e", "count(e)", "sum(p > 0)", "sum(e)"):
+        with np.errstate(all="ignore"):
+            got = evaluate(text, e=e, p=p, n=n)
+            want = evaluate(text, e=e.to_awkward(), p=p.to_awkward(), n=n)
+        got = got.to_awkward() if isinstance(got, Jagged) else ak.Array(got)
+        assert str(got.type) == str(want.type), text
+        assert ak.all(ak.isclose(got, want, equal_nan=True, rtol=1e-12)), text
+    with pytest.raises(ValueError, match="lists of different lengths"):
+        evaluate("e + p", e=e, p=Jagged(offsets[:201], e.content))
+
+
 def test_names_lists_branches_not_functions_or_constants() -> None:
     expr = parse_expression("log(partonE) + pi * nJets", where="test")
     assert expr.names == {"partonE", "nJets"}

@@ -9,8 +9,9 @@ models; ``shared/<name>`` models are visible to everyone::
     GET    models                 your models and the shared ones
     GET    params/NAME            keys to send, task, training params and test metrics
     DELETE delete/NAME
-    POST   json                   {"model": NAME, "keys": [...], "values": [...]}, or
-                                  "rows": [[...], ...] for many events at once
+    POST   json                   {"model": NAME, "keys": [...], "values": [...]}; many
+                                  events: "columns": [[...], ...] (one list of values
+                                  per key; the fast form) or "rows": [[...], ...]
     POST   predict/root           {"model": NAME, "file": PATH or URL, "nevts": -1}
     GET    status
 
@@ -35,6 +36,8 @@ from .bearer import bearer_options, validator_from
 from .service_base import ServiceHandler, serve, service_app, user_errors
 
 REMOTE = ("root://", "https://", "http://")
+INLINE_BYTES = 64 * 1024
+"""JSON bodies up to this size are parsed on the event loop; larger ones in a thread."""
 
 
 def load_bundle(folder: Path) -> Any:
@@ -95,16 +98,29 @@ class DeleteHandler(InferenceHandler):
 
 class JsonHandler(InferenceHandler):
     async def post(self) -> None:
+        from mlaas4hep.services.bundle import check_keys
+        from mlaas4hep.services.columns import load_request
+
         with user_errors():
-            body = self.body_json()
+            data = self.request.body
+            body, columns = (load_request(data) if len(data) <= INLINE_BYTES
+                             else await asyncio.to_thread(load_request, data))
+            if not isinstance(body.get("model"), str):
+                raise UserError("the body must be a JSON object naming the \"model\"")
             bundle = await asyncio.to_thread(self.store.get, self.user, body["model"])
             keys = body.get("keys", [])
-            if "rows" in body:
-                result = await asyncio.to_thread(bundle.predict_rows, keys, body["rows"])
+            if columns is not None or "rows" in body:
+                if columns is not None:
+                    check_keys(keys, bundle.keys)
+                    result = await asyncio.to_thread(bundle.predict_columns, columns)
+                else:
+                    result = await asyncio.to_thread(bundle.predict_rows, keys, body["rows"])
                 self.finish({"model": body["model"], **result.to_json()})
                 return
             if "values" not in body:
-                raise UserError("give \"values\" (one event) or \"rows\" (many events)")
+                raise UserError("give \"values\" (one event), \"columns\" (many events, a "
+                                "list of values per key) or \"rows\" (many events, a list of "
+                                "values per event)")
             result = await self.settings["batcher"].score(bundle, keys, body["values"])
         self.finish({"model": body["model"], "score": result[0], "passes_cut": result[1]})
 
@@ -149,7 +165,8 @@ class StatusHandler(InferenceHandler):
 
 class Batcher:
     """Scores single events that arrive together as one batch (the original served one
-    row per request)."""
+    row per request): while a batch is scored, the events arriving for the same model
+    wait and go together in the next one."""
 
     def __init__(self, max_rows: int = 4096):
         self.max_rows = max_rows
@@ -159,11 +176,11 @@ class Batcher:
     async def score(self, bundle: Any, keys: list[str], values: list[Any]
                     ) -> tuple[Any, bool]:
         """The score of one event, and whether it passes the training's cuts."""
-        from mlaas4hep.services.bundle import columns_from_rows
+        from mlaas4hep.services.bundle import ordered_row
 
-        columns = columns_from_rows(keys, [values], bundle.keys)
+        row = ordered_row(keys, values, bundle.keys)
         future: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._pending.setdefault(id(bundle), (bundle, []))[1].append((columns, future))
+        self._pending.setdefault(id(bundle), (bundle, []))[1].append((row, future))
         if id(bundle) not in self._running:
             self._running[id(bundle)] = asyncio.create_task(self._drain(id(bundle)))
         return await future
@@ -179,12 +196,9 @@ class Batcher:
             del self._running[key]
 
     async def _run(self, bundle: Any, waiting: list) -> None:
-        from mlaas4hep.flatten import concatenate
-
         try:
-            by_key = {k: [c[k] for c, _ in waiting] for k in waiting[0][0]}
-            result = await asyncio.to_thread(
-                bundle.predict_columns, {k: concatenate(v) for k, v in by_key.items()})
+            result = await asyncio.to_thread(bundle.predict_rows, bundle.keys,
+                                             [row for row, _ in waiting])
         except Exception as exc:
             if len(waiting) == 1:
                 waiting[0][1].set_exception(exc)

@@ -95,10 +95,7 @@ class ModelBundle:
 
     def predict_columns(self, columns: dict[str, Any]) -> Scores:
         """Score events given as raw branch columns (numpy arrays, or Jagged lists)."""
-        missing = [k for k in self.keys if k not in columns]
-        if missing:
-            raise UserError(f"missing key(s) {short_list(missing)}; this model needs "
-                            f"{short_list(self.keys)}")
+        check_keys(list(columns), self.keys)
         columns = {k: columns[k] for k in self.keys}
         for key, column in columns.items():
             kind = self.specs.branches[key].kind if key in self.specs.branches else None
@@ -151,15 +148,33 @@ def _steps(total: int) -> Iterator[tuple[int, int]]:
         yield start, min(start + READ_STEP, total)
 
 
-def columns_from_rows(keys: list[str], rows: list[list[Any]], wanted: list[str]
-                      ) -> dict[str, Any]:
-    """Raw branch columns from JSON rows (each row one value per key)."""
+def check_keys(keys: Any, wanted: list[str]) -> None:
+    """Refuse ``keys`` unless they are exactly the branch names ``wanted``, in any order."""
     if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
         raise UserError("'keys' must be a list of branch names")
     unknown = [k for k in keys if k not in wanted]
     if unknown:
         raise UserError(f"unknown key '{unknown[0]}'{did_you_mean(unknown[0], wanted)}; this "
                         f"model needs {short_list(wanted)}")
+    missing = [k for k in wanted if k not in keys]
+    if missing:
+        raise UserError(f"missing key(s) {short_list(missing)}; this model needs "
+                        f"{short_list(wanted)}")
+
+
+def ordered_row(keys: list[str], values: Any, wanted: list[str]) -> list[Any]:
+    """One JSON event (``values[j]`` of ``keys[j]``) as its values in the order ``wanted``."""
+    check_keys(keys, wanted)
+    if not isinstance(values, list) or len(values) != len(keys):
+        raise UserError(f"'values' must be a list with one value per key ({len(keys)})")
+    by_key = dict(zip(keys, values, strict=True))
+    return [by_key[k] for k in wanted]
+
+
+def columns_from_rows(keys: list[str], rows: list[list[Any]], wanted: list[str]
+                      ) -> dict[str, Any]:
+    """Raw branch columns from JSON rows (each row one value per key)."""
+    check_keys(keys, wanted)
     if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
         raise UserError("'values' must be a list with one value per key ('rows': a list of "
                         "such lists)")

@@ -74,6 +74,11 @@ def test_upload_then_predict_with_json_and_on_a_root_file(
                  json={"model": "tth", "keys": local.keys, "rows": rows}).json()
     np.testing.assert_allclose(batch["scores"], expected.scores, rtol=1e-6)
     assert batch["passes_cuts"] == expected.passes_cuts.tolist()
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    by_column = call(hub, "POST", "inference", "json", alice,
+                     json={"model": "tth", "keys": local.keys, "columns": columns}).json()
+    assert by_column["scores"] == batch["scores"]
+    assert by_column["passes_cuts"] == batch["passes_cuts"]
     one = call(hub, "POST", "inference", "json", alice,
                json={"model": "tth", "keys": local.keys, "values": rows[3]}).json()
     assert one["score"] == pytest.approx(float(expected.scores[3]), rel=1e-6)
