@@ -1,4 +1,5 @@
-"""Step 5, results: ROC and score plots, test metrics, the saved model, and Export."""
+"""Step 5, results: ROC and score plots, test metrics, the saved model, Export and
+Publish."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from pathlib import Path
 import ipywidgets as w
 
 from .messages import guarded, message_box, show
+from .publish_panel import PublishPanel
 from .run_config import RunConfig, workflow_command
 
 METRIC_NAMES = {"auc": "AUC", "accuracy": "accuracy", "loss": "log loss", "events": "events"}
 
 
 class ResultsStep:
-    """What the last run gave, and the files + command that reproduce it."""
+    """What the last run gave, the files + command that reproduce it, and Publish."""
 
     def __init__(self, home: Path, make_config: Callable[[], RunConfig]):
         self.home = home
@@ -33,12 +35,13 @@ class ResultsStep:
         self.command = w.HTML()
         self.message = message_box()
         self.export_button.on_click(lambda _: self.export())
+        self.publisher = PublishPanel()
         self.widget = w.VBox([self.summary, w.HBox([self.roc, self.scores]),
                               w.HTML("<b>Reproduce in the terminal</b>: Export writes "
                                      "files.txt, labels.txt, params.json, preproc.json and "
                                      "model.py and shows the workflow.py command."),
                               w.HBox([self.folder, self.export_button]), self.command,
-                              self.message])
+                              self.message, self.publisher.widget])
 
     def show_run(self, output: Path, config: RunConfig) -> None:
         """Show the plots and metrics written by a finished run."""
@@ -60,6 +63,7 @@ class ResultsStep:
         self.roc.value = (output / "roc.png").read_bytes()
         second = output / "scores.png"  # binary; several classes have a confusion matrix
         self.scores.value = (second if second.exists() else output / "confusion.png").read_bytes()
+        self.publisher.set_run(output)
 
     @guarded(lambda self: self.message)
     def export(self) -> Path:

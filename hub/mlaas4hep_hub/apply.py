@@ -110,6 +110,10 @@ def _apply_spawner(cfg: dict[str, Any], c: Config, spawner: dict[str, Any]) -> N
     s.start_timeout = spawner["start_timeout"]
     s.token_poll_interval = spawner["token_poll_interval"]
     s.token_url = token_url
+    inference = cfg["services"]["inference_port"]
+    s.service_env = {  # the client of the wizard's Publish (mlaas4hep.services.client)
+        "MLAAS4HEP_INFERENCE_URL": f"http://127.0.0.1:{inference}/services/inference/",
+        "MLAAS4HEP_PUBLIC_URL": _public_url(cfg)}
     s.environment = dict(spawner["environment"])
 
 

@@ -18,3 +18,7 @@ def configure(c: Any) -> None:
     cfg = load_config(path)
     apply_config(cfg, c, discovery=fetch_discovery(cfg["iam"]["issuer"]),
                  secrets=prepare_state(cfg, config=path))
+    if os.environ.get("DOCKER_HOST"):  # the submit service's jobs use the spawner's engine
+        for service in c.JupyterHub.services:
+            if service["name"] == "submit":
+                service["environment"] = {"DOCKER_HOST": os.environ["DOCKER_HOST"]}

@@ -2,7 +2,8 @@
 the IAM bearer options and running the tornado app.
 
 A caller is identified by JupyterHub (a browser with the service's OAuth
-cookie, or ``Authorization: token <hub token>`` from a notebook or script)
+cookie; a browser without one is sent through the hub's OAuth sign-in, a
+script gets a 401; or ``Authorization: token <hub token>`` from a notebook)
 or by ``Authorization: Bearer <IAM access token>`` checked with the shared
 :class:`~mlaas4hep_hub.bearer.BearerValidator`. Handlers see the user name
 in ``self.user``; a user only ever reaches their own models and jobs.
@@ -61,6 +62,10 @@ class ServiceHandler(HubOAuthenticated, BaseHandler):
             self.user = identity.username
             return
         model = self.get_current_user()
+        if not model and not header and self.request.method == "GET" and "text/html" in \
+                self.request.headers.get("Accept", ""):
+            self.redirect(self.get_login_url())  # a browser: sign in through the hub's OAuth
+            return
         if not model or model.get("kind") != "user":
             raise web.HTTPError(401, UNAUTHENTICATED)
         self.user = model["name"]

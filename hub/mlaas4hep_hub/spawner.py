@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
-from traitlets import HasTraits, Integer, Unicode
+from traitlets import Dict, HasTraits, Integer, Unicode
 
 TOKEN_FILE = ".mlaas4hep/bearer_token"
 
@@ -29,10 +29,16 @@ class TokenFileMixin(HasTraits):
         help="URL of the auth service's /token endpoint, as the user server reaches it.")
     token_poll_interval = Integer(
         30, config=True, help="Seconds between token checks by the user server.")
+    service_env = Dict(
+        Unicode(), config=True,
+        help="Environment naming the hub's services for the user server (e.g. "
+             "MLAAS4HEP_INFERENCE_URL, which the wizard's Publish uses).")
 
     def token_env(self, env: dict[str, Any], token_file: str) -> dict[str, Any]:
-        """``env`` with the token file settings (and without BEARER_TOKEN)."""
+        """``env`` with the token file settings and the service URLs (and without
+        BEARER_TOKEN)."""
         env.pop("BEARER_TOKEN", None)
+        env.update(self.service_env)
         env["BEARER_TOKEN_FILE"] = token_file
         env["MLAAS4HEP_TOKEN_URL"] = self.token_url
         env["MLAAS4HEP_TOKEN_POLL"] = str(self.token_poll_interval)

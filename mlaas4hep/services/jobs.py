@@ -36,6 +36,8 @@ from .store import NotFound, check_name
 
 MEMORY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([KMG])$")
 UNITS = {"K": 2**10, "M": 2**20, "G": 2**30}
+JOB_UID = 1000
+"""The unprivileged user (jovyan) that job containers run as."""
 FIELDS = ("name", "files", "labels", "model", "params", "preproc", "device", "memory", "cpus")
 
 
@@ -178,7 +180,7 @@ class DockerRunner:
     def command(self, job: Path, record: dict[str, Any]) -> list[str]:
         """The ``docker run`` argument list of a job."""
         args = [self.docker, "run", "-d", "--name", f"mlaas4hep-job-{record['id']}",
-                "--network", "host", "--user", "1000:1000", "--cap-drop", "ALL",
+                "--network", "host", "--user", f"{JOB_UID}:{JOB_UID}", "--cap-drop", "ALL",
                 "--security-opt", "no-new-privileges", "--memory", record["memory"],
                 "--cpus", f"{record['cpus']:g}", "-v", f"{job}:/job", "-e",
                 "TF_CPP_MIN_LOG_LEVEL=3"]
@@ -191,6 +193,10 @@ class DockerRunner:
 
     def start(self, job: Path, record: dict[str, Any], cwd: Path) -> dict[str, Any]:
         """``docker run`` the job; its output goes to log.txt via ``docker logs`` later."""
+        if os.geteuid() == 0:  # the container's user writes run/ and result.json in /job
+            os.chown(job, JOB_UID, JOB_UID)
+        else:
+            job.chmod(0o777)
         done = self._run(self.command(job, record), capture_output=True, text=True)
         if done.returncode != 0:
             raise UserError(f"the job's container did not start: {done.stderr.strip()}")
