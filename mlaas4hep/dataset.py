@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +24,7 @@ import numpy as np
 
 from .config import Params, Preproc
 from .errors import UserError, short_list
-from .flatten import Normaliser, feature_names, to_matrix
+from .flatten import Normaliser, feature_names, select_events, to_matrix
 from .prefetch import prefetched
 from .progress import progress
 from .selection import Selection, select_branches
@@ -53,14 +53,13 @@ class Chunk:
     read: int = 0
     """Entries read from the files for this chunk (before cuts)."""
 
-    def part(self, code: int, *, with_mask: bool = True,
-             shuffle: np.random.Generator | None = None,
+    def part(self, code: int, *, with_mask: bool = True, shuffle: Sequence[int] | None = None,
              ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-        """(X, mask, y) of one split (mask None unless ``with_mask``), in a random order when
-        ``shuffle`` is given; each array is copied once."""
+        """(X, mask, y) of one split (mask None unless ``with_mask``), in a random order seeded
+        by ``shuffle`` and the split's size when given; each array is copied once."""
         rows = np.flatnonzero(self.split == code)
         if shuffle is not None:
-            rows = shuffle.permutation(rows)
+            rows = np.random.default_rng([*shuffle, len(rows)]).permutation(rows)
         return self.X[rows], self.mask[rows] if with_mask else None, self.y[rows]
 
     @property
@@ -86,7 +85,9 @@ class Dataset:
         self._threads = params.threads or os.cpu_count() or 1
         self._executor = ThreadPoolExecutor(self._threads) if self._threads > 1 else None
         self.stream = EventStream(inputs, selection, preproc, params, self.plan, self._executor)
-        self._cache: list[Chunk] | None = None
+        self._cache: dict[int | None, list[Chunk]] = {}
+        """Prepared chunks kept for later passes: whole (key None) or one split's events."""
+        self._cached_bytes = 0
 
     @classmethod
     def open(cls, pairs: list[tuple[str, int]], params: Params, preproc: Preproc) -> Dataset:
@@ -180,19 +181,27 @@ class Dataset:
         """Names of the input matrix columns."""
         return feature_names(specs.inputs, specs.widths)
 
-    def prepare(self, raw: RawChunk, specs: Specs) -> Chunk:
-        """Flatten, normalise and (if asked) shuffle one chunk."""
+    def prepare(self, raw: RawChunk, specs: Specs, split: int | None = None) -> Chunk:
+        """Flatten, normalise and (if asked) shuffle one chunk; with ``split``, only the
+        events of that split, in the order the whole chunk's ``part(split)`` gives them."""
         normalise = Normaliser(self.params.normalisation, specs.stats())
-        order = None
-        if self.params.shuffle:
-            order = np.random.default_rng([self.params.seed, raw.index]).permutation(
-                len(raw.labels))
-        X, mask = to_matrix(raw.columns, specs.inputs, specs.widths, normalise, order)
+        n = len(raw.labels)
+        rows = (np.random.default_rng([self.params.seed, raw.index]).permutation(n)
+                if self.params.shuffle else None)
+        columns, order = raw.columns, rows
+        if split is not None:
+            rows = (np.flatnonzero(raw.split == split) if rows is None
+                    else rows[raw.split[rows] == split])
+            keep = np.zeros(n, dtype=bool)
+            keep[rows] = True
+            columns = {name: select_events(raw.columns[name], keep) for name in specs.inputs}
+            order = None if order is None else (np.cumsum(keep) - 1)[rows]
+        X, mask = to_matrix(columns, specs.inputs, specs.widths, normalise, order)
         y = self._target(raw) if self.params.target else raw.labels
         read = sum(raw.read_per_file.values())
-        if order is None:
+        if rows is None:
             return Chunk(X, mask, y, raw.split, raw.labels, read)
-        return Chunk(X, mask, y[order], raw.split[order], raw.labels[order], read)
+        return Chunk(X, mask, y[rows], raw.split[rows], raw.labels[rows], read)
 
     def _target(self, raw: RawChunk) -> np.ndarray:
         value = raw.columns[self.params.target]
@@ -201,21 +210,24 @@ class Dataset:
                             "(one value per event)")
         return value.astype(np.float32)
 
-    def chunks(self, specs: Specs, *, desc: str = "reading", prefetch: bool = False
-               ) -> Iterator[Chunk]:
-        """Training-ready chunks; kept in memory up to ``cache_mb`` for later passes.
+    def chunks(self, specs: Specs, *, desc: str = "reading", prefetch: bool = False,
+               split: int | None = None) -> Iterator[Chunk]:
+        """Training-ready chunks, or with ``split`` only that split's events of each (less to
+        prepare); kept in memory, within ``cache_mb`` in all, for later passes.
 
         With ``prefetch`` (and ``threads`` other than 1), the next chunks are read and prepared
         on background threads while the caller works on this one (training).
         """
-        if self._cache is not None:
-            yield from self._cache
-            return
-        budget = self.params.cache_mb * 2**20
+        for key in (None, split):
+            if key in self._cache:
+                yield from self._cache[key]
+                return
+        budget = self.params.cache_mb * 2**20 - self._cached_bytes
         cache: list[Chunk] | None = [] if budget > 0 else None
         held = 0
-        for chunk in progress(self._prepared(specs, prefetch), total=self.plan.total, desc=desc,
-                              enabled=self.params.verbose == 0, weight=lambda c: c.read):
+        for chunk in progress(self._prepared(specs, prefetch, split), total=self.plan.total,
+                              desc=desc, enabled=self.params.verbose == 0,
+                              weight=lambda c: c.read):
             if cache is not None:
                 held += chunk.nbytes
                 if held <= budget:
@@ -224,21 +236,22 @@ class Dataset:
                     cache = None
             yield chunk
         if cache is not None:
-            self._cache = cache
+            self._cache[split] = cache
+            self._cached_bytes += held
 
-    def _prepared(self, specs: Specs, prefetch: bool) -> Iterator[Chunk]:
+    def _prepared(self, specs: Specs, prefetch: bool, split: int | None) -> Iterator[Chunk]:
         if prefetch and self._executor is not None:
-            return prefetched(self._prepared_ahead(specs), name="mlaas4hep-prefetch")
-        return (self.prepare(raw, specs) for raw in self.stream)
+            return prefetched(self._prepared_ahead(specs, split), name="mlaas4hep-prefetch")
+        return (self.prepare(raw, specs, split) for raw in self.stream)
 
-    def _prepared_ahead(self, specs: Specs) -> Iterator[Chunk]:
+    def _prepared_ahead(self, specs: Specs, split: int | None) -> Iterator[Chunk]:
         """Chunks in order, each prepared on the decompression threads while the next ones
         are read (at most ``threads`` chunks in flight)."""
         assert self._executor is not None
         ahead: deque[Future[Chunk]] = deque()
         try:
             for raw in self.stream:
-                ahead.append(self._executor.submit(self.prepare, raw, specs))
+                ahead.append(self._executor.submit(self.prepare, raw, specs, split))
                 if len(ahead) >= self._threads:
                     yield ahead.popleft().result()
             while ahead:

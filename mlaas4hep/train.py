@@ -55,7 +55,7 @@ def train(adapter: Any, data: Dataset, specs: Specs, params: Params,
 
     if hasattr(adapter, "fit_chunks"):  # scikit-learn, XGBoost: their own procedure
         def parts(split: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-            for chunk in data.chunks(specs, desc=SPLIT_NAMES[split]):
+            for chunk in data.chunks(specs, desc=SPLIT_NAMES[split], split=split):
                 X, _, y = chunk.part(split, with_mask=False)
                 yield X, y
 
@@ -95,10 +95,10 @@ def _parts(data: Dataset, specs: Specs, params: Params, split: int, wants_mask: 
            shuffle_pass: int | None) -> Iterator[tuple[Features, np.ndarray]]:
     """(inputs, y) of one split for each chunk; reshuffled within the chunk per pass when
     asked (the adapters cut them into mini-batches)."""
+    shuffle = ([params.seed, shuffle_pass] if shuffle_pass is not None and params.shuffle
+               else None)
     for chunk in data.chunks(specs, desc="training" if split == TRAIN else "validation",
-                             prefetch=True):
-        shuffle = (np.random.default_rng([params.seed, shuffle_pass, len(chunk)])
-                   if shuffle_pass is not None and params.shuffle else None)
+                             prefetch=True, split=split):
         X, mask, y = chunk.part(split, with_mask=wants_mask, shuffle=shuffle)
         if len(y):
             yield features(X, mask, wants_mask), y.astype(np.float32)

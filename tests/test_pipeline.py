@@ -157,6 +157,27 @@ def test_chunks_mix_files_with_their_labels(samples: Path) -> None:
             assert np.bincount(chunk.y).tolist() == [500, 500]
 
 
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_chunks_of_one_split_equal_that_part_of_whole_chunks(samples: Path,
+                                                              shuffle: bool) -> None:
+    """Training and validation passes prepare only their split's events: the same rows, in
+    the same order, as a whole chunk's part, with the same per-pass shuffle."""
+    params = load_params(None, chunk_size=1500, nevts=3000, shuffle=shuffle, cache_mb=0)
+    pairs = [(str(samples / "signal.root"), 1), (str(samples / "background.root"), 0)]
+    with Dataset.open(pairs, params, load_preproc(None)) as data:
+        specs = data.specs()
+        whole = list(data.chunks(specs))
+        for split in (0, 1, 2):
+            chunks = list(data.chunks(specs, split=split))
+            assert len(chunks) == len(whole) == 2
+            for full, only in zip(whole, chunks, strict=True):
+                assert len(only) == np.count_nonzero(full.split == split) > 0
+                assert (only.split == split).all()
+                for a, b in zip(full.part(split, shuffle=[5, 1]), only.part(split, shuffle=[5, 1]),
+                                strict=True):
+                    np.testing.assert_array_equal(a, b)
+
+
 def test_specs_and_prepare_on_nanoaod(tmp_path: Path) -> None:
     files, labels = write_lists(tmp_path, [(NANOAOD, 1)])
     params = tmp_path / "params.json"
