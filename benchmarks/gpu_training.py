@@ -28,15 +28,12 @@ import json
 import statistics
 import tempfile
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from mlaas4hep.config import parse_params, parse_preproc, read_files_and_labels
-from mlaas4hep.dataset import Dataset
-from mlaas4hep.samples import make_sample_set
+from common import epoch_seconds, open_dataset, sample_options, samples
 
 TARGET = 0.9
 """Streamed throughput wanted, as a fraction of the in-memory throughput."""
@@ -49,21 +46,6 @@ def cuda_available() -> bool:
     except ImportError:
         return False
     return torch.cuda.is_available()
-
-
-def open_dataset(files: Path, labels: Path, params: dict) -> Dataset:
-    """The pipeline on these inputs with these params (over the defaults), no cuts."""
-    return Dataset.open(read_files_and_labels(files, labels), parse_params(params),
-                        parse_preproc({}))
-
-
-def epoch_seconds(fit: Callable[[Callable[[dict], None]], None]) -> float:
-    """Median epoch wall time of ``fit(on_epoch)``, the first epoch (warm-up) left out."""
-    stamps: list[float] = []
-    t0 = time.perf_counter()
-    fit(lambda _record: stamps.append(time.perf_counter()))
-    times = [b - a for a, b in zip([t0, *stamps[:-1]], stamps, strict=True)]
-    return statistics.median(times[1:])
 
 
 class UtilisationSampler:
@@ -129,11 +111,11 @@ def torch_epochs(files: Path, labels: Path, *, device: str = "auto", repeat: int
         seed_everything(1)
         return adapter_for(mlp(n_features, width), where="benchmark", device=device)
 
-    def streamed(samples: list[float], cache_mb: int = 0) -> float:
+    def streamed(utilisation: list[float], cache_mb: int = 0) -> float:
         with open_dataset(files, labels, {**base, "cache_mb": cache_mb}) as data:
             specs = data.specs()
             model = adapter(specs.n_features)
-            with sampler.sampling(samples):
+            with sampler.sampling(utilisation):
                 return epoch_seconds(lambda hook: train(model, data, specs, data.params, hook))
 
     with open_dataset(files, labels, base) as data:
@@ -145,9 +127,9 @@ def torch_epochs(files: Path, labels: Path, *, device: str = "auto", repeat: int
     Xv = np.concatenate([v[0] for _, v in parts])
     yv = np.concatenate([v[2] for _, v in parts]).astype(np.float32)
 
-    def in_memory(samples: list[float]) -> float:
+    def in_memory(utilisation: list[float]) -> float:
         model = adapter(specs.n_features)
-        with sampler.sampling(samples):
+        with sampler.sampling(utilisation):
             return epoch_seconds(lambda hook: model.fit_arrays(
                 X, y, (Xv, yv), epochs=epochs, batch_size=batch_size, on_epoch=hook))
 
@@ -169,8 +151,8 @@ def torch_epochs(files: Path, labels: Path, *, device: str = "auto", repeat: int
             "gpu_utilisation_in_memory": _mean(memory_util)}
 
 
-def _mean(samples: list[float]) -> float | None:
-    return statistics.fmean(samples) if samples else None
+def _mean(values: list[float]) -> float | None:
+    return statistics.fmean(values) if values else None
 
 
 def report(result: dict) -> bool:
@@ -198,19 +180,12 @@ def report(result: dict) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=200_000, help="events per sample file")
-    parser.add_argument("--repeat", type=int, default=3, help="rounds (median)")
+    sample_options(parser, events=200_000)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--batch-size", type=int, default=1024)
-    parser.add_argument("--files", type=Path, help="files.txt (default: generate samples)")
-    parser.add_argument("--labels", type=Path)
-    parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        files, labels = args.files, args.labels
-        if not files:
-            print(f"generating 2 x {args.events} paper-shaped events ...", flush=True)
-            files, labels = make_sample_set(Path(tmp) / "samples", args.events, seed=1)
+        files, labels = samples(args, Path(tmp))
         result = torch_epochs(files, labels, device=args.device, repeat=args.repeat,
                               batch_size=args.batch_size)
     result["holds"] = report(result)

@@ -41,12 +41,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import uproot
+from common import epoch_seconds, open_dataset, sample_options, samples
 from gpu_training import cuda_available, torch_epochs
 from gpu_training import report as gpu_report
 
-from mlaas4hep.config import parse_params, parse_preproc, read_files_and_labels
 from mlaas4hep.dataset import Dataset
-from mlaas4hep.samples import make_sample_set
 
 PAPER_EVENTS_PER_S = {"none": 1250.0, "flat": 1250.0, "jagged": 125.0, "new_branch": 125.0,
                       "mixed": 125.0}
@@ -90,12 +89,6 @@ def median_seconds(run: Callable[[], object], repeat: int) -> float:
         run()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
-
-
-def open_dataset(files: Path, labels: Path, params: dict, preproc: dict) -> Dataset:
-    """The pipeline on these inputs with these params (over the defaults) and cuts."""
-    return Dataset.open(read_files_and_labels(files, labels), parse_params(params),
-                        parse_preproc(preproc))
 
 
 def throughput(files: Path, labels: Path, base: dict, repeat: int) -> dict:
@@ -161,13 +154,6 @@ def keras_epochs(files: Path, labels: Path, base: dict, repeat: int, epochs: int
                                 keras.layers.Dense(1, activation="sigmoid")])
         net.compile(optimizer="adam", loss="binary_crossentropy")
         return net
-
-    def epoch_seconds(fit: Callable[[Callable[[dict], None]], None]) -> float:
-        stamps: list[float] = []
-        t0 = time.perf_counter()
-        fit(lambda _record: stamps.append(time.perf_counter()))
-        times = [b - a for a, b in zip([t0, *stamps[:-1]], stamps, strict=True)]
-        return statistics.median(times[1:])
 
     def streamed_epoch(cache_mb: int) -> float:
         params = {**base, "epochs": epochs, "training": "standard", "cache_mb": cache_mb,
@@ -239,23 +225,15 @@ def report(result: dict) -> list[tuple[str, float, float, bool]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=100_000, help="events per sample file")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
+    sample_options(parser, events=100_000)
     parser.add_argument("--chunk-size", type=int, default=10_000)
     parser.add_argument("--batch-size", type=int, default=256, help="for the Keras epochs")
-    parser.add_argument("--files", type=Path, help="files.txt (default: generate samples)")
-    parser.add_argument("--labels", type=Path)
-    parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     base = {"chunk_size": args.chunk_size, "batch_size": args.batch_size, "cache_mb": 0,
             "identifier": ["runNo", "evtNo", "lumi"]}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        if args.files:
-            files, labels = args.files, args.labels
-        else:
-            print(f"generating 2 x {args.events} paper-shaped events ...", flush=True)
-            files, labels = make_sample_set(work / "samples", args.events, seed=1)
+        files, labels = samples(args, work)
         result: dict = {"repeat": args.repeat, "cores": os.cpu_count()}
         result["throughput"] = throughput(files, labels, base, args.repeat)
         total = result["throughput"]["columns"]["none"]["events"]

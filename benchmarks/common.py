@@ -1,0 +1,47 @@
+"""What the benchmarks share: the command-line options for their samples, the samples
+themselves, opening the pipeline on them, and epoch timing."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from mlaas4hep.config import parse_params, parse_preproc, read_files_and_labels
+from mlaas4hep.dataset import Dataset
+from mlaas4hep.samples import make_sample_set
+
+
+def sample_options(parser: argparse.ArgumentParser, events: int) -> None:
+    """``--events``, ``--repeat``, ``--files``, ``--labels`` and ``--json``."""
+    parser.add_argument("--events", type=int, default=events, help="events per sample file")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
+    parser.add_argument("--files", type=Path, help="files.txt (default: generate samples)")
+    parser.add_argument("--labels", type=Path)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+
+
+def samples(args: argparse.Namespace, work: Path) -> tuple[Path, Path]:
+    """files.txt and labels.txt: the given ones, or paper-shaped samples made in ``work``."""
+    if args.files:
+        return args.files, args.labels
+    print(f"generating 2 x {args.events} paper-shaped events ...", flush=True)
+    return make_sample_set(work / "samples", args.events, seed=1)
+
+
+def open_dataset(files: Path, labels: Path, params: dict, preproc: dict | None = None
+                 ) -> Dataset:
+    """The pipeline on these inputs with these params (over the defaults) and cuts."""
+    return Dataset.open(read_files_and_labels(files, labels), parse_params(params),
+                        parse_preproc(preproc or {}))
+
+
+def epoch_seconds(fit: Callable[[Callable[[dict], None]], None]) -> float:
+    """Median epoch wall time of ``fit(on_epoch)``, the first epoch (warm-up) left out."""
+    stamps: list[float] = []
+    t0 = time.perf_counter()
+    fit(lambda _record: stamps.append(time.perf_counter()))
+    times = [b - a for a, b in zip([t0, *stamps[:-1]], stamps, strict=True)]
+    return statistics.median(times[1:])
