@@ -75,7 +75,7 @@ class Hub:
                  str(ROOT / "hub" / "jupyterhub_config.py")],
                 cwd=self.state, env=env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # a loaded 2-core machine can take over a minute
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"hub exited:\n{self.log.read_text()[-3000:]}")
