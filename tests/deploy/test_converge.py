@@ -62,8 +62,13 @@ def wait_for_token(dockerd: DockerDaemon, container: str, timeout: float = 90) -
     raise AssertionError(f"no token file in {container} after {timeout:.0f} s")
 
 
-def assert_ok(run: PlaybookRun, what: str) -> None:
-    assert run.returncode == 0 and run.count("failed") == 0, f"{what}:\n{run.output[-6000:]}"
+def assert_ok(run: PlaybookRun, what: str, dockerd: DockerDaemon) -> None:
+    """The run succeeded; else its output and the hub container's log tail."""
+    if run.returncode == 0 and run.count("failed") == 0:
+        return
+    logs = dockerd.docker("logs", "--tail", "80", HUB, check=False)
+    raise AssertionError(f"{what}:\n{run.output[-6000:]}\nhub container log:\n"
+                         f"{logs.stdout}{logs.stderr}")
 
 
 def test_converge_sign_in_idempotence_and_secrets(tmp_path: Path, dockerd: DockerDaemon,
@@ -77,15 +82,15 @@ def test_converge_sign_in_idempotence_and_secrets(tmp_path: Path, dockerd: Docke
     try:
         start = time.monotonic()
         first = playbook("-e", extra, home=home)
-        assert_ok(first, "first run")
+        assert_ok(first, "first run", dockerd)
         assert "MLaaS4HEP Hub is up at https://127.0.0.1:" in first.output
         print(f"first converge: {time.monotonic() - start:.0f} s, changed={first.count('changed')}")
 
         again = playbook("-e", extra, home=home)
-        assert_ok(again, "second run")
+        assert_ok(again, "second run", dockerd)
         assert again.count("changed") == 0, f"second run changed something:\n{again.output}"
         check = playbook("-e", extra, "--check", home=home)
-        assert_ok(check, "--check run")
+        assert_ok(check, "--check run", dockerd)
 
         srv = tmp_path / "srv"
         cert = srv / "tls" / "hub.crt"

@@ -174,7 +174,8 @@ def test_hub_versions(dockerd: DockerDaemon, built_images: BuiltImages) -> None:
 def test_hub_image_imports(dockerd: DockerDaemon, built_images: BuiltImages) -> None:
     dockerd.run(built_images.hub, "python", "-c",
                 "import dockerspawner, oauthenticator, mlaas4hep_hub, jupyterhub_idle_culler,"
-                " mlaas4hep_hub.auth_service")
+                " mlaas4hep_hub.auth_service, mlaas4hep_hub.inference_service,"
+                " mlaas4hep_hub.submit_service")
 
 
 def test_hub_image_layout(dockerd: DockerDaemon, built_images: BuiltImages) -> None:
