@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 from typing import Any
@@ -27,7 +26,6 @@ from jupyterhub.services.auth import HubAuth
 from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-from tornado.ioloop import IOLoop
 
 from .bearer import (
     BearerError,
@@ -36,6 +34,7 @@ from .bearer import (
     token_from_header,
     validator_from,
 )
+from .serving import serve
 
 HUB_TOKEN_SCOPES = ["read:users:name!user", "read:users:groups!user", "servers!user",
                     "access:servers!user", "access:services!service=inference",
@@ -150,9 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     app = make_app(os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/auth/"), validator,
                    HubAPI(api_url, token), HubAuth(api_token=token, api_url=api_url),
                    args.token_ttl)
-    app.listen(args.port, address="127.0.0.1")
-    with contextlib.suppress(KeyboardInterrupt):  # the hub stops its services with SIGINT
-        IOLoop.current().start()
+    serve(app, args.port)
 
 
 if __name__ == "__main__":

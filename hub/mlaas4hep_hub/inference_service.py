@@ -33,7 +33,8 @@ from mlaas4hep.errors import UserError
 from mlaas4hep.services.store import ModelStore
 
 from .bearer import bearer_options, validator_from
-from .service_base import ServiceHandler, serve, service_app, user_errors
+from .service_base import ServiceHandler, service_app, user_errors
+from .serving import serve
 
 REMOTE = ("root://", "https://", "http://")
 INLINE_BYTES = 64 * 1024

@@ -20,7 +20,6 @@ from typing import Any
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
 from tornado import web
-from tornado.ioloop import IOLoop
 
 from mlaas4hep.errors import UserError
 from mlaas4hep.services.store import Forbidden, NotFound
@@ -87,10 +86,3 @@ def service_app(default_prefix: str, routes: list[tuple[str, Any]], **settings: 
     handlers.append((url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler))
     return web.Application(handlers, hub_auth=hub_auth,
                            cookie_secret=os.urandom(32), **settings)
-
-
-def serve(app: web.Application, port: int, max_body_size: int | None = None) -> None:
-    """Listen on 127.0.0.1:``port`` until the hub stops the service (SIGINT)."""
-    app.listen(port, address="127.0.0.1", max_body_size=max_body_size)
-    with contextlib.suppress(KeyboardInterrupt):
-        IOLoop.current().start()

@@ -29,7 +29,8 @@ from mlaas4hep.services.jobs import DockerRunner, JobStore, Limits, LocalRunner
 
 from .bearer import bearer_options, validator_from
 from .inference_service import home_finder
-from .service_base import ServiceHandler, serve, service_app, user_errors
+from .service_base import ServiceHandler, service_app, user_errors
+from .serving import serve
 
 
 class JobsHandler(ServiceHandler):
