@@ -186,6 +186,10 @@ def _model_services(cfg: dict[str, Any], discovery: dict[str, Any]) -> list[dict
                    f"--home-volume={spawner['docker']['volume_template']}"]
         if spawner["docker"]["gpu_devices"] != []:
             submit.append("--gpu")
+    # the hub starts services with a bare environment: numba's cache of compiled functions
+    # goes to the data folder (the installed package need not be writable)
+    environment = {"NUMBA_CACHE_DIR": str(data / "numba-cache")}
     return [{"name": name, "url": f"http://127.0.0.1:{services[f'{name}_port']}",
-             "command": command, "display": False, "oauth_no_confirm": True}
+             "command": command, "display": False, "oauth_no_confirm": True,
+             "environment": dict(environment)}
             for name, command in zip(MODEL_SERVICES, (inference, submit), strict=True)]

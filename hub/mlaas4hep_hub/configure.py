@@ -21,4 +21,4 @@ def configure(c: Any) -> None:
     if os.environ.get("DOCKER_HOST"):  # the submit service's jobs use the spawner's engine
         for service in c.JupyterHub.services:
             if service["name"] == "submit":
-                service["environment"] = {"DOCKER_HOST": os.environ["DOCKER_HOST"]}
+                service["environment"]["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
