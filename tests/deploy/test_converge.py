@@ -105,9 +105,8 @@ def test_converge_sign_in_idempotence_and_secrets(tmp_path: Path, dockerd: Docke
 
         # alice signs in through IAM (the certificate was checked above; chromium is told
         # to accept it since it is not in any browser trust store) and starts a server
-        context = browser.new_context(ignore_https_errors=True)
-        hub = SimpleNamespace(url=f"https://127.0.0.1:{port}")  # all that sign_in reads
-        page = sign_in(context, hub, "alice", "alice-pass")
+        hub = SimpleNamespace(url=f"https://127.0.0.1:{port}", ca_file=cert)  # what sign_in reads
+        page = sign_in(browser, hub, "alice", "alice-pass")
         page.wait_for_url("**/hub/spawn**", timeout=60_000)
         screenshot(page, "deploy-alice-spawn-form")
         page.get_by_role("button", name="Start").click()
@@ -131,7 +130,7 @@ def test_converge_sign_in_idempotence_and_secrets(tmp_path: Path, dockerd: Docke
             for secret in secrets:
                 assert secret not in text, f"a secret appears in the {where}"
         assert str(srv) not in user_mounts, "a folder of the hub is mounted in the user container"
-        context.close()
+        page.close()
     finally:
         dockerd.docker("rm", "-f", "jupyter-alice", HUB, check=False)
         dockerd.docker("volume", "rm", "-f", "mlaas4hep-home-alice", check=False)
