@@ -9,9 +9,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from mlaas4hep.config import parse_params, parse_preproc, read_files_and_labels
 from mlaas4hep.dataset import Dataset
 from mlaas4hep.samples import make_sample_set
+from mlaas4hep.split import TRAIN, VALIDATION
 
 
 def sample_options(parser: argparse.ArgumentParser, events: int) -> None:
@@ -45,3 +48,16 @@ def epoch_seconds(fit: Callable[[Callable[[dict], None]], None]) -> float:
     fit(lambda _record: stamps.append(time.perf_counter()))
     times = [b - a for a, b in zip([t0, *stamps[:-1]], stamps, strict=True)]
     return statistics.median(times[1:])
+
+
+def in_memory_splits(files: Path, labels: Path, params: dict
+                     ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(features, X, y, X_validation, y_validation): the training and validation events of a
+    pass over the pipeline, held in memory (y as float32)."""
+    with open_dataset(files, labels, params) as data:
+        specs = data.specs()
+        parts = [(c.part(TRAIN, with_mask=False), c.part(VALIDATION, with_mask=False))
+                 for c in data.chunks(specs)]
+    X, y = (np.concatenate([t[i] for t, _ in parts]) for i in (0, 2))
+    Xv, yv = (np.concatenate([v[i] for _, v in parts]) for i in (0, 2))
+    return specs.n_features, X, y.astype(np.float32), Xv, yv.astype(np.float32)

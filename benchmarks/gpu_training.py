@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from common import epoch_seconds, open_dataset, sample_options, samples
+from common import epoch_seconds, in_memory_splits, open_dataset, sample_options, samples
 
 TARGET = 0.9
 """Streamed throughput wanted, as a fraction of the in-memory throughput."""
@@ -94,12 +94,10 @@ def torch_epochs(files: Path, labels: Path, *, device: str = "auto", repeat: int
                  epochs: int = 4, batch_size: int = 1024, width: int = 256,
                  chunk_size: int = 20_000) -> dict:
     """Training throughput fed by the stream and from GPU memory (see the module docstring)."""
-    import numpy as np
     import torch
 
     from mlaas4hep.backends import adapter_for
     from mlaas4hep.backends.common import seed_everything
-    from mlaas4hep.split import TRAIN, VALIDATION
     from mlaas4hep.train import train
 
     base = {"chunk_size": chunk_size, "batch_size": batch_size, "epochs": epochs,
@@ -118,22 +116,15 @@ def torch_epochs(files: Path, labels: Path, *, device: str = "auto", repeat: int
             with sampler.sampling(utilisation):
                 return epoch_seconds(lambda hook: train(model, data, specs, data.params, hook))
 
-    with open_dataset(files, labels, base) as data:
-        specs = data.specs()
-        parts = [(c.part(TRAIN, with_mask=False), c.part(VALIDATION, with_mask=False))
-                 for c in data.chunks(specs)]
-    X = np.concatenate([t[0] for t, _ in parts])
-    y = np.concatenate([t[2] for t, _ in parts]).astype(np.float32)
-    Xv = np.concatenate([v[0] for _, v in parts])
-    yv = np.concatenate([v[2] for _, v in parts]).astype(np.float32)
+    n_features, X, y, Xv, yv = in_memory_splits(files, labels, base)
 
     def in_memory(utilisation: list[float]) -> float:
-        model = adapter(specs.n_features)
+        model = adapter(n_features)
         with sampler.sampling(utilisation):
             return epoch_seconds(lambda hook: model.fit_arrays(
                 X, y, (Xv, yv), epochs=epochs, batch_size=batch_size, on_epoch=hook))
 
-    used = adapter(specs.n_features).device
+    used = adapter(n_features).device
     stream_util: list[float] = []
     cached_util: list[float] = []
     memory_util: list[float] = []
@@ -142,7 +133,7 @@ def torch_epochs(files: Path, labels: Path, *, device: str = "auto", repeat: int
     stream_s, cached_s, memory_s = (statistics.median(r) for r in zip(*rounds, strict=True))
     name = torch.cuda.get_device_name(used) if used.type == "cuda" else "CPU"
     return {"device": str(used), "device_name": name, "train_events": len(y),
-            "features": specs.n_features, "batch_size": batch_size, "width": width,
+            "features": n_features, "batch_size": batch_size, "width": width,
             "streamed_events_per_s": len(y) / stream_s,
             "streamed_cache_1024mb_events_per_s": len(y) / cached_s,
             "in_memory_events_per_s": len(y) / memory_s, "ratio": memory_s / stream_s,

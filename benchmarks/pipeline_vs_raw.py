@@ -41,7 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import uproot
-from common import epoch_seconds, open_dataset, sample_options, samples
+from common import epoch_seconds, in_memory_splits, open_dataset, sample_options, samples
 from gpu_training import cuda_available, torch_epochs
 from gpu_training import report as gpu_report
 
@@ -139,11 +139,9 @@ def keras_epochs(files: Path, labels: Path, base: dict, repeat: int, epochs: int
     """Median epoch time (after the first) of a small Keras MLP fed by the stream (no cache;
     and with the default cache), and on the same events held in memory; the three trainings
     take turns ``repeat`` times, so a change of machine load hits them alike."""
-    import numpy as np
 
     from mlaas4hep.backends import adapter_for
     from mlaas4hep.backends.common import seed_everything
-    from mlaas4hep.split import TRAIN, VALIDATION
     from mlaas4hep.train import train
 
     def small_mlp(idim: int) -> object:
@@ -164,17 +162,11 @@ def keras_epochs(files: Path, labels: Path, base: dict, repeat: int, epochs: int
             model = adapter_for(small_mlp(specs.n_features), where="benchmark")
             return epoch_seconds(lambda hook: train(model, data, specs, data.params, hook))
 
-    with open_dataset(files, labels, {**base, "threads": 0}, {}) as data:
-        specs = data.specs()
-        parts = [(c.part(TRAIN), c.part(VALIDATION)) for c in data.chunks(specs)]
-    X = np.concatenate([t[0] for t, _ in parts])
-    y = np.concatenate([t[2] for t, _ in parts]).astype(np.float32)
-    Xv = np.concatenate([v[0] for _, v in parts])
-    yv = np.concatenate([v[2] for _, v in parts]).astype(np.float32)
+    n_features, X, y, Xv, yv = in_memory_splits(files, labels, {**base, "threads": 0})
 
     def in_memory_epoch() -> float:
         seed_everything(1)
-        model = adapter_for(small_mlp(specs.n_features), where="benchmark")
+        model = adapter_for(small_mlp(n_features), where="benchmark")
         return epoch_seconds(lambda hook: model.fit_arrays(
             X, y, (Xv, yv), epochs=epochs, batch_size=base["batch_size"], on_epoch=hook))
 
