@@ -9,6 +9,18 @@ Train models on ROOT files (local, ``root://``, ``https://``)::
 from __future__ import annotations
 
 import contextlib
+import os
+
+GRID_CA_DIR = "/etc/grid-security/certificates"
+SYSTEM_CA_DIR = "/etc/ssl/certs"
+
+# The XRootD client reads $X509_CERT_DIR (default GRID_CA_DIR) once, at the
+# process's first connection; without that folder it gives up TLS for the rest
+# of the process, and token logins (ztn, TLS only) then fail. Where there are no
+# grid CAs, trust the system's.
+if ("X509_CERT_DIR" not in os.environ and not os.path.isdir(GRID_CA_DIR)
+        and os.path.isdir(SYSTEM_CA_DIR)):
+    os.environ["X509_CERT_DIR"] = SYSTEM_CA_DIR
 
 # The XRootD client library must be loaded before TensorFlow's: the other
 # order crashes the process (segmentation fault) at the first root:// read.

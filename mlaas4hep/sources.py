@@ -24,6 +24,7 @@ from typing import Any
 
 import uproot
 
+from . import GRID_CA_DIR
 from .errors import UserError, describe, did_you_mean, short_list
 from .flatten import columns_of, events_of
 from .tokens import BearerToken, discovery_places, find_token
@@ -214,8 +215,32 @@ def refusal_message(path: str, server_said: str, token: BearerToken | None) -> s
     if left is not None and left <= 0:
         return (f"{path}: {server_of(path)} refused to read it: the {token.summary()}; get a "
                 f"fresh token (oidc-token, or sign in to the hub again){said}")
+    if path.startswith("root://") and _xrootd_without_tls():
+        return (f"{path}: {server_of(path)} refused to read it: the XRootD client could not "
+                f"present the {token.summary()}: the token login (ztn) needs TLS, and "
+                f"{_tls_trouble()}{said}")
     return (f"{path}: {server_of(path)} refused to read it: the {token.summary()} does not "
             f"allow reading this path{said}")
+
+
+def _xrootd_without_tls() -> bool:
+    """True once the XRootD client of this process has given up TLS (``NoTlsOK`` set)."""
+    try:
+        from XRootD.client import EnvGetInt
+    except ImportError:
+        return False
+    return bool(EnvGetInt("NoTlsOK"))
+
+
+def _tls_trouble() -> str:
+    """Why the XRootD client in this process may have no TLS (it sets TLS up only once)."""
+    ca_dir = os.environ.get("X509_CERT_DIR") or GRID_CA_DIR
+    if not os.path.isdir(ca_dir):
+        return (f"its CA folder {ca_dir} does not exist: set X509_CERT_DIR to the folder of "
+                "CA certificates before the process first reads a root:// file")
+    return (f"the client sets TLS up once, at the process's first root:// connection, when "
+            f"$X509_CERT_DIR (now {ca_dir}) was unset or wrong: start the process (or "
+            "notebook kernel) again")
 
 
 def _open_error(path: str, exc: Exception, token: BearerToken | None = None) -> str:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +18,15 @@ from .docker.dockerd import built_images, dockerd  # noqa: F401
 
 DATA = Path(__file__).parent / "data"
 EXAMPLES = Path(__file__).parents[1] / "mlaas4hep" / "examples"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point ``$X509_CERT_DIR`` at a folder of the session's own before any XRootD client
+    connects: the client reads it only once per process, and tests add their CAs to it
+    (:func:`tests.servers.tls_ca.trust_in_this_process`)."""
+    folder = tempfile.mkdtemp(prefix="mlaas4hep-x509-")
+    os.environ["X509_CERT_DIR"] = folder
+    config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
 
 
 @pytest.fixture(scope="session")

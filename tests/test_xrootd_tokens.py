@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -29,21 +31,21 @@ from mlaas4hep_hub.token_keeper import write_private
 
 from .conftest import edit_json
 from .hub.oidc_client import login_tokens, refresh
-from .servers.tls_ca import make_test_ca
+from .servers.tls_ca import make_test_ca, trust_in_this_process
 from .servers.xrootd_tokens import TokenXRootDServer, experiments_store, token_xrootd_available
 
 CLIENT = {"client_id": "oidc-agent", "client_secret": "agent-secret-5c1d",
           "redirect_uris": ["http://127.0.0.1:4242/"]}  # never contacted
 TOKEN_TTL = 20
+MLAAS4HEP = Path(sys.executable).parent / "mlaas4hep"
 
 
 @dataclass
 class Store:
-    """The running IAM and storage, and where the CA lives."""
+    """The running IAM and storage."""
 
     idp: DevIdP
     server: TokenXRootDServer
-    cadir: Path
 
 
 @pytest.fixture(scope="module")
@@ -59,13 +61,14 @@ def store(samples: Path) -> Iterator[Store]:
 
 def _store(base: Path, samples: Path) -> Iterator[Store]:
     ca = make_test_ca(base / "ca")
+    trust_in_this_process(ca)  # the XRootD client checks the storage's certificate
     saved = os.environ.get("REQUESTS_CA_BUNDLE")
     os.environ["REQUESTS_CA_BUNDLE"] = str(ca.ca)  # the scripted oidc-agent trusts the test CA
     try:
         with DevIdP(base / "idp", clients=[CLIENT], access_token_ttl=TOKEN_TTL,
                     tls_cert=ca.cert, tls_key=ca.key, tls_ca=ca.ca) as idp, \
              experiments_store(samples, idp.issuer, ca) as server:
-            yield Store(idp, server, ca.cadir)
+            yield Store(idp, server)
     finally:
         if saved is None:
             os.environ.pop("REQUESTS_CA_BUNDLE", None)
@@ -76,7 +79,6 @@ def _store(base: Path, samples: Path) -> Iterator[Store]:
 @pytest.fixture
 def user_env(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A user environment with no token anywhere yet; returns where $BEARER_TOKEN_FILE points."""
-    monkeypatch.setenv("X509_CERT_DIR", str(store.cadir))  # the XRootD client trusts the CA
     monkeypatch.delenv("BEARER_TOKEN", raising=False)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "runtime"))
     token_file = tmp_path / "runtime" / "token"
@@ -140,6 +142,27 @@ def test_no_token_is_refused_with_a_clear_message(
     assert "refused to read it: no bearer token found (looked in $BEARER_TOKEN, " \
            f"$BEARER_TOKEN_FILE, {os.environ['XDG_RUNTIME_DIR']}/bt_u{os.geteuid()}" in err, err
     assert err.startswith(f"error: {store.server.url}/store/cms/signal.root: "), err
+
+
+def test_a_client_without_tls_says_why_the_token_was_not_presented(
+        store: Store, user_env: Path, workdir: Path) -> None:
+    """The XRootD client gives up TLS for the whole process when its CA folder is missing
+    at the first connection; the token login then cannot run, and the message says so
+    (not that the token's groups are wrong)."""
+    tokens = login_tokens(store.idp.issuer, CLIENT, "bob", "bob-pass")
+    write_private(user_env, tokens["access_token"] + "\n")
+    missing = workdir / "no-such-ca-folder"
+    done = subprocess.run([str(MLAAS4HEP), "prepare", *inputs(workdir, "cms", store.server.url)],
+                          env={**os.environ, "X509_CERT_DIR": str(missing)},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert tokens["access_token"] not in done.stderr, "the token leaked into the message"
+    assert errors[0].startswith(f"error: {store.server.url}/store/cms/signal.root: "), errors
+    assert "could not present the token from $BEARER_TOKEN_FILE" in errors[0], errors
+    assert f"its CA folder {missing} does not exist: set X509_CERT_DIR" in errors[0], errors
+    assert "does not allow reading this path" not in errors[0], errors
 
 
 class Keeper(threading.Thread):

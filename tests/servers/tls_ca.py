@@ -4,13 +4,17 @@ Made with ``cryptography``; nothing is added to the machine's trust store.
 ``make_test_ca(folder)`` writes ``ca.pem`` and a server certificate for
 ``127.0.0.1``/``localhost`` (``server.pem``, ``server.key``), plus ``cadir/``
 holding the CA under its OpenSSL subject hash (``<hash>.0``), the layout
-``X509_CERT_DIR`` expects.
+``X509_CERT_DIR`` expects. Each CA has a name of its own, so several can
+share one such folder (:func:`trust_in_this_process`).
 """
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
+import secrets
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,8 +53,9 @@ def make_test_ca(folder: Path) -> CAFiles:
     now = datetime.datetime.now(datetime.timezone.utc)
     start, end = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=1)
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = (x509.CertificateBuilder().subject_name(_name("mlaas4hep test CA"))
-               .issuer_name(_name("mlaas4hep test CA")).public_key(ca_key.public_key())
+    ca_name = _name(f"mlaas4hep test CA {secrets.token_hex(4)}")
+    ca_cert = (x509.CertificateBuilder().subject_name(ca_name)
+               .issuer_name(ca_name).public_key(ca_key.public_key())
                .serial_number(x509.random_serial_number()).not_valid_before(start)
                .not_valid_after(end)
                .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
@@ -80,3 +85,15 @@ def make_test_ca(folder: Path) -> CAFiles:
                                   check=True).stdout.strip()
     (paths.cadir / f"{subject_hash}.0").write_bytes(paths.ca.read_bytes())
     return paths
+
+
+def trust_in_this_process(ca: CAFiles) -> None:
+    """Make XRootD clients in this process trust ``ca``.
+
+    The client reads ``$X509_CERT_DIR`` once, at the process's first connection, so the
+    test session points it at a folder of its own before any test runs (``conftest.py``);
+    this copies ``ca``'s hashed certificate there.
+    """
+    folder = Path(os.environ["X509_CERT_DIR"])
+    for cert in ca.cadir.iterdir():
+        shutil.copy(cert, folder / cert.name)
