@@ -24,7 +24,7 @@ import numpy as np
 
 from .config import Params, Preproc
 from .errors import UserError, short_list
-from .flatten import Normaliser, feature_names, select_events, to_matrix
+from .flatten import Normaliser, feature_names, to_matrix
 from .prefetch import prefetched
 from .progress import progress
 from .selection import Selection, select_branches
@@ -188,15 +188,10 @@ class Dataset:
         n = len(raw.labels)
         rows = (np.random.default_rng([self.params.seed, raw.index]).permutation(n)
                 if self.params.shuffle else None)
-        columns, order = raw.columns, rows
         if split is not None:
             rows = (np.flatnonzero(raw.split == split) if rows is None
                     else rows[raw.split[rows] == split])
-            keep = np.zeros(n, dtype=bool)
-            keep[rows] = True
-            columns = {name: select_events(raw.columns[name], keep) for name in specs.inputs}
-            order = None if order is None else (np.cumsum(keep) - 1)[rows]
-        X, mask = to_matrix(columns, specs.inputs, specs.widths, normalise, order)
+        X, mask = to_matrix(raw.columns, specs.inputs, specs.widths, normalise, rows)
         y = self._target(raw) if self.params.target else raw.labels
         read = sum(raw.read_per_file.values())
         if rows is None:

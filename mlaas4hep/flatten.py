@@ -174,17 +174,18 @@ def events_of(columns: dict[str, Any], start: int, stop: int) -> dict[str, Any]:
 
 @numba.njit(cache=True, nogil=True)
 def _fill(X: np.ndarray, mask: np.ndarray, offsets: np.ndarray, values: np.ndarray,
-          dest: np.ndarray, col: int, width: int) -> None:  # pragma: no cover (compiled)
-    """Copy each event's first ``width`` finite values to row ``dest[i]`` from ``col``."""
-    for i in range(len(offsets) - 1):
-        start = offsets[i]
-        n = min(offsets[i + 1] - start, width)
-        row = dest[i]
+          events: np.ndarray, col: int, width: int, offset: np.float32, scale: np.float32,
+          ) -> None:  # pragma: no cover (compiled)
+    """Row ``i`` from ``col``: the first ``width`` values of event ``events[i]``, normalised
+    as :meth:`Normaliser.__call__` does (float32), where finite."""
+    for i in range(len(events)):
+        start = offsets[events[i]]
+        n = min(offsets[events[i] + 1] - start, width)
         for j in range(n):
-            v = values[start + j]
+            v = (np.float32(values[start + j]) - offset) * scale
             if np.isfinite(v):
-                X[row, col + j] = v
-                mask[row, col + j] = 1
+                X[i, col + j] = v
+                mask[i, col + j] = 1
 
 
 class Normaliser:
@@ -202,46 +203,73 @@ class Normaliser:
             self.offset[name] = lo if np.isfinite(lo) else 0.0
             self.scale[name] = 1.0 / width if np.isfinite(width) and width > 0 else 0.0
 
+    def constants(self, name: str) -> tuple[np.float32, np.float32]:
+        """(offset, scale) of ``name`` in float32: normalised = (value - offset) * scale."""
+        return np.float32(self.offset[name]), np.float32(self.scale[name])
+
     def __call__(self, name: str, values: np.ndarray) -> np.ndarray:
         """Normalised float32 copy of ``values``; NaN/inf stay non-finite."""
+        offset, scale = self.constants(name)
         out = values.astype(np.float32)
-        out -= np.float32(self.offset[name])
-        out *= np.float32(self.scale[name])
+        out -= offset
+        out *= scale
         return out
 
 
 def to_matrix(columns: dict[str, Any], inputs: list[str], widths: dict[str, int | None],
-              normalise: Normaliser, order: np.ndarray | None = None
+              normalise: Normaliser, events: np.ndarray | None = None
               ) -> tuple[np.ndarray, np.ndarray]:
     """Build the (events x features) input matrix and its mask from ``columns``.
 
     ``widths[name]`` is None for flat branches and the padded length for jagged
-    ones. With ``order`` (a permutation), output row ``i`` holds event
-    ``order[i]``. Padding runs in a compiled (numba) loop over the offsets;
-    rows are filled in file order and permuted once at the end (sequential
-    writes).
+    ones. With ``events`` (indices into the columns), output row ``i`` holds event
+    ``events[i]``: a selection, a permutation or both. Padding and normalisation of
+    jagged branches run in one compiled (numba) loop over the offsets, through the
+    events in file order (sequential reads); rows are put in the asked order once at
+    the end (whole-row copies).
     """
-    n = len(columns[inputs[0]])
+    if events is None:
+        return _filled(columns, inputs, widths, normalise, None)
+    events = np.asarray(events, dtype=np.int64)
+    if np.all(events[1:] > events[:-1]):
+        return _filled(columns, inputs, widths, normalise, events)
+    order = np.argsort(events, kind="stable")
+    X, mask = _filled(columns, inputs, widths, normalise, events[order])
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return X[rank], mask[rank]
+
+
+def _filled(columns: dict[str, Any], inputs: list[str], widths: dict[str, int | None],
+            normalise: Normaliser, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`to_matrix` of the events ``rows`` (increasing; None: all) in that order."""
+    every = np.arange(len(columns[inputs[0]])) if rows is None else rows
     n_features = sum(1 if w is None else w for w in (widths[name] for name in inputs))
-    X = np.zeros((n, n_features), dtype=np.float32)
-    mask = np.zeros((n, n_features), dtype=np.uint8)
-    rows = np.arange(n)
+    X = np.zeros((len(every), n_features), dtype=np.float32)
+    mask = np.zeros((len(every), n_features), dtype=np.uint8)
     col = 0
     for name in inputs:
         column, width = columns[name], widths[name]
         if width is None:
-            values = normalise(name, np.asarray(column))
+            flat = np.asarray(column)
+            values = normalise(name, flat if rows is None else flat[rows])
             finite = np.isfinite(values)
             X[:, col] = np.where(finite, values, 0)
             mask[:, col] = finite
             col += 1
             continue
-        offsets, content = jagged_offsets(column)
-        _fill(X, mask, offsets, normalise(name, content), rows, col, width)
+        offsets, content = _offsets_and_content(column)
+        _fill(X, mask, offsets, content, every, col, width, *normalise.constants(name))
         col += width
-    if order is None:
-        return X, mask
-    return X[order], mask[order]
+    return X, mask
+
+
+def _offsets_and_content(column: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets (int64, may start above 0) into the contents of a jagged column, no copy
+    where the column is :class:`Jagged` already."""
+    if isinstance(column, Jagged):
+        return column.offsets.astype(np.int64, copy=False), column.content
+    return jagged_offsets(column)
 
 
 def feature_names(inputs: list[str], widths: dict[str, int | None]) -> list[str]:

@@ -138,7 +138,9 @@ def open_file(name: str, *, redirector: str = "") -> tuple[str, Any]:
     token = find_token() if is_remote(path) else None
     url, options = with_token(path, token)
     try:
-        file = uproot.open(url, timeout=60, **options)
+        # no uproot array cache: memory stays bounded by the chunk size, and caching is
+        # the pipeline's own (cache_mb)
+        file = uproot.open(url, timeout=60, array_cache=None, **options)
     except UserError:
         raise
     except Exception as exc:

@@ -13,7 +13,7 @@ import uproot
 
 from mlaas4hep.config import load_params, load_preproc
 from mlaas4hep.dataset import Dataset
-from mlaas4hep.flatten import Normaliser, to_matrix
+from mlaas4hep.flatten import Jagged, Normaliser, jagged_offsets, to_matrix
 from mlaas4hep.split import split_codes
 from mlaas4hep.workflow import prepare
 
@@ -135,6 +135,29 @@ def test_to_matrix_truncates_masks_non_finite_and_shuffles_rows() -> None:
     Xc, maskc = to_matrix(sliced, ["x", "y", "f"], widths, same)
     np.testing.assert_array_equal(Xc, X)
     np.testing.assert_array_equal(maskc, mask)
+    # a selection gathered straight from the columns (Jagged views whose offsets start
+    # above 0 included) equals those rows of the whole matrix
+    views = {"x": Jagged(*jagged_offsets(sliced["x"])).events(0, 3),
+             "y": Jagged(np.array([1, 4, 4, 5]), np.array([1.0, 10.0, 20.0, 30.0, 40.0, 2.0])),
+             "f": sliced["f"]}
+    Xv, maskv = to_matrix(views, ["x", "y", "f"], widths, same, np.array([2, 0]))
+    np.testing.assert_array_equal(Xv, X[[2, 0]])
+    np.testing.assert_array_equal(maskv, mask[[2, 0]])
+
+
+def test_to_matrix_normalises_as_the_normaliser_does() -> None:
+    rng = np.random.default_rng(3)
+    counts = rng.integers(0, 5, 200)
+    content = rng.normal(50, 20, counts.sum())
+    column = Jagged(np.concatenate([[0], np.cumsum(counts)]), content)
+    normalise = Normaliser("minmax", {"x": {"min": -3.7, "max": 91.3, "mean": 0, "std": 1}})
+    X, mask = to_matrix({"x": column}, ["x"], {"x": 4}, normalise)
+    expected = np.zeros((200, 4), dtype=np.float32)
+    values = normalise("x", content)
+    for i, (a, b) in enumerate(zip(column.offsets[:-1], column.offsets[1:], strict=True)):
+        expected[i, :min(b - a, 4)] = values[a:a + min(b - a, 4)]
+    np.testing.assert_array_equal(X, expected)  # bit for bit, float32 as Normaliser computes
+    assert mask.sum() == np.minimum(counts, 4).sum()
 
 
 def test_split_is_independent_of_chunking_and_close_to_fractions() -> None:
