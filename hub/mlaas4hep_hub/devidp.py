@@ -20,6 +20,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -35,6 +36,12 @@ from types import TracebackType
 from typing import Any
 
 __all__ = ["DEFAULT_CLIENT", "DEVIDP_DIR", "DevIdP", "ensure_installed", "find_node"]
+
+log = logging.getLogger("mlaas4hep_hub.devidp")
+
+STALL_SECONDS = 20.0
+"""A provider that has not answered and used no CPU for this long is stuck: it is started
+again once (node has been seen blocking on a futex at start-up, on a loaded machine)."""
 
 DEVIDP_DIR = Path(__file__).resolve().parents[1] / "devidp"
 """Folder holding ``server.mjs``, ``package.json`` and ``package-lock.json``."""
@@ -269,30 +276,46 @@ class DevIdP:
         self._write_json("clients.json", self.clients)
         if self.users is not None:
             self._write_json("users.json", self.users)
-        cmd = self.command()
-        with open(self.log_path, "ab") as log:
-            self._process = subprocess.Popen(
-                cmd,
-                cwd=DEVIDP_DIR,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        atexit.register(self.stop)
+        self._spawn()
         try:
-            self._wait_ready()
+            try:
+                self._wait_ready(stall=True)
+            except _Stalled as stalled:
+                log.warning("dev IdP stuck at start-up (%s); starting it again", stalled)
+                self.stop()
+                self._spawn()
+                self._wait_ready(stall=False)
         except BaseException:
             self.stop()
             raise
         return self
 
-    def _wait_ready(self) -> None:
+    def _spawn(self) -> None:
+        with open(self.log_path, "ab") as out:
+            self._process = subprocess.Popen(
+                self.command(),
+                cwd=DEVIDP_DIR,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        atexit.register(self.stop)
+
+    def _wait_ready(self, *, stall: bool) -> None:
+        """Return once discovery answers; with ``stall``, raise :class:`_Stalled` when the
+        process makes no progress (no CPU used) for ``STALL_SECONDS``."""
         deadline = time.monotonic() + self.startup_timeout
         last_error = "no answer"
         context = ssl.create_default_context(cafile=self.tls_ca) if self.tls_ca else None
+        progress = (self._cpu_seconds(), time.monotonic())
         while time.monotonic() < deadline:
             assert self._process is not None
+            cpu = self._cpu_seconds()
+            if cpu != progress[0]:
+                progress = (cpu, time.monotonic())
+            elif stall and time.monotonic() - progress[1] > STALL_SECONDS:
+                raise _Stalled(self._process_state())
             if self._process.poll() is not None:
                 raise RuntimeError(
                     f"dev IdP exited with code {self._process.returncode} before answering; "
@@ -314,20 +337,28 @@ class DevIdP:
             f"log tail ({self.log_path}):\n{self.log_tail()}"
         )
 
+    def _cpu_seconds(self) -> float | None:
+        """CPU time the provider's process has used (None if unknown)."""
+        assert self._process is not None
+        try:
+            fields = (Path("/proc") / str(self._process.pid) / "stat").read_text()
+        except OSError:
+            return None
+        user, system = fields.rsplit(")", 1)[1].split()[11:13]
+        return (int(user) + int(system)) / os.sysconf("SC_CLK_TCK")
+
     def _process_state(self) -> str:
         """Where a provider that does not answer is stuck: kernel state, wait channel, CPU time."""
         assert self._process is not None
         proc = Path("/proc") / str(self._process.pid)
         try:
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
             wchan = (proc / "wchan").read_text().strip() or "-"
         except OSError as exc:
             return f"process {self._process.pid} state unknown ({exc})"
-        ticks = os.sysconf("SC_CLK_TCK")
-        cpu = (int(fields[11]) + int(fields[12])) / ticks
         key = "written" if self.keys_path.is_file() else "not written yet"
-        return (f"process {self._process.pid} state {fields[0]}, waiting in {wchan}, "
-                f"{cpu:.1f} s CPU used, signing key {key}")
+        return (f"process {self._process.pid} state {state}, waiting in {wchan}, "
+                f"{self._cpu_seconds() or 0:.1f} s CPU used, signing key {key}")
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the provider (SIGTERM, then SIGKILL after ``timeout`` seconds)."""
@@ -356,3 +387,7 @@ class DevIdP:
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"DevIdP(issuer={self.issuer!r}, state_dir={str(self.state_dir)!r}, {state})"
+
+
+class _Stalled(Exception):
+    """The provider's process stopped making progress before answering."""

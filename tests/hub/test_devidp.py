@@ -379,3 +379,27 @@ def test_log_has_no_secrets(idp: Any, alice_tokens: dict[str, Any]) -> None:
             assert secret not in text, f"{log} contains a secret or token"
         for token in re.findall(r"ey[\w-]{10,}\.ey[\w-]{10,}\.[\w-]+", text):
             pytest.fail(f"{log} contains a JWT: {token[:12]}...")
+
+
+class StuckOnceDevIdP(launcher.DevIdP):
+    """A provider whose first process hangs at start-up without using CPU (as node has been
+    seen to, blocked on a futex), the way a real one would look from outside."""
+
+    spawned = 0
+
+    def command(self) -> list[str]:
+        self.spawned += 1
+        return ["sleep", "600"] if self.spawned == 1 else super().command()
+
+
+def test_a_provider_stuck_at_start_up_is_started_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+        ) -> None:
+    monkeypatch.setattr(launcher, "STALL_SECONDS", 2.0)
+    with caplog.at_level("WARNING", logger="mlaas4hep_hub.devidp"), \
+            StuckOnceDevIdP(tmp_path / "state", clients=[CLIENT]) as provider:
+        assert provider.spawned == 2
+        assert requests.get(provider.discovery_url, timeout=10).json()["issuer"] == \
+            provider.issuer
+    assert "dev IdP stuck at start-up (process" in caplog.text
+    assert "starting it again" in caplog.text
