@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..backends.common import import_library
 from ..config import parse_params, parse_preproc, read_files_and_labels
 from ..errors import UserError
 from ..model_loader import check_syntax
@@ -166,57 +167,84 @@ class LocalRunner:
 
 class DockerRunner:
     """Jobs as containers of the user image with the job's memory and CPU limits (and a GPU
-    when asked), as the unprivileged user of the image, on the host network."""
+    when asked), as the unprivileged user of the image, on the host network. Talks to the
+    Docker engine through its API (``$DOCKER_HOST`` or the local socket; the Docker SDK
+    DockerSpawner uses), so the hub image needs no docker command."""
 
     kind = "docker"
 
-    def __init__(self, image: str, *, docker: str = "docker", home_volume: str = "",
-                 run: Callable[..., subprocess.CompletedProcess] = subprocess.run):
+    def __init__(self, image: str, *, home_volume: str = "", client: Any = None):
         self.image = image
-        self.docker = docker
         self.home_volume = home_volume
-        self._run = run
+        self._client = client
 
-    def command(self, job: Path, record: dict[str, Any]) -> list[str]:
-        """The ``docker run`` argument list of a job."""
-        args = [self.docker, "run", "-d", "--name", f"mlaas4hep-job-{record['id']}",
-                "--network", "host", "--user", f"{JOB_UID}:{JOB_UID}", "--cap-drop", "ALL",
-                "--security-opt", "no-new-privileges", "--memory", record["memory"],
-                "--cpus", f"{record['cpus']:g}", "-v", f"{job}:/job", "-e",
-                "TF_CPP_MIN_LOG_LEVEL=3"]
+    @property
+    def client(self) -> Any:
+        """The Docker SDK client (from the environment on first use)."""
+        if self._client is None:
+            self._client = _docker().from_env()
+        return self._client
+
+    def options(self, job: Path, record: dict[str, Any]) -> dict[str, Any]:
+        """The ``containers.run`` keyword arguments of a job."""
+        volumes = {str(job): {"bind": "/job", "mode": "rw"}}
+        options: dict[str, Any] = {
+            "name": f"mlaas4hep-job-{record['id']}", "detach": True, "network_mode": "host",
+            "user": f"{JOB_UID}:{JOB_UID}", "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"], "mem_limit": record["memory"],
+            "nano_cpus": round(record["cpus"] * 1e9), "volumes": volumes,
+            "environment": {"TF_CPP_MIN_LOG_LEVEL": "3"}}
         if record["device"] == "gpu":
-            args += ["--gpus", "1"]
+            options["device_requests"] = [_docker().types.DeviceRequest(
+                count=1, capabilities=[["gpu"]])]
         if self.home_volume:
             volume = self.home_volume.format(username=record["user"])
-            args += ["-v", f"{volume}:/home/jovyan", "-w", "/home/jovyan"]
-        return [*args, self.image, "python3", "-m", "mlaas4hep.services.run_job", "/job"]
+            volumes[volume] = {"bind": "/home/jovyan", "mode": "rw"}
+            options["working_dir"] = "/home/jovyan"
+        return options
 
     def start(self, job: Path, record: dict[str, Any], cwd: Path) -> dict[str, Any]:
-        """``docker run`` the job; its output goes to log.txt via ``docker logs`` later."""
+        """Run the job's container; its output goes to log.txt via :meth:`log` later."""
         if os.geteuid() == 0:  # the container's user writes run/ and result.json in /job
             os.chown(job, JOB_UID, JOB_UID)
         else:
             job.chmod(0o777)
-        done = self._run(self.command(job, record), capture_output=True, text=True)
-        if done.returncode != 0:
-            raise UserError(f"the job's container did not start: {done.stderr.strip()}")
-        return {"container": f"mlaas4hep-job-{record['id']}"}
+        options = self.options(job, record)
+        try:
+            self.client.containers.run(
+                self.image, ["python3", "-m", "mlaas4hep.services.run_job", "/job"], **options)
+        except _docker().errors.DockerException as exc:
+            raise UserError(f"the job's container did not start: {exc}") from None
+        return {"container": options["name"]}
+
+    def _container(self, handle: dict[str, Any]) -> Any:
+        """The job's container, or None once it is gone."""
+        try:
+            return self.client.containers.get(handle["container"])
+        except _docker().errors.NotFound:
+            return None
 
     def alive(self, handle: dict[str, Any]) -> bool:
         """True while the container runs (its log is copied to log.txt each check)."""
-        done = self._run([self.docker, "inspect", "-f", "{{.State.Running}}",
-                          handle["container"]], capture_output=True, text=True)
-        return done.returncode == 0 and done.stdout.strip() == "true"
+        container = self._container(handle)
+        return container is not None and container.status == "running"
 
     def log(self, handle: dict[str, Any]) -> str:
-        """The container's output."""
-        done = self._run([self.docker, "logs", handle["container"]], capture_output=True,
-                         text=True)
-        return done.stdout + done.stderr
+        """The container's output (stdout and stderr)."""
+        container = self._container(handle)
+        return "" if container is None else container.logs().decode(errors="replace")
 
     def stop(self, handle: dict[str, Any]) -> None:
         """Remove the container."""
-        self._run([self.docker, "rm", "-f", handle["container"]], capture_output=True)
+        container = self._container(handle)
+        if container is not None:
+            container.remove(force=True)
+
+
+def _docker() -> Any:
+    """The Docker SDK, or how to install it."""
+    return import_library("docker", "the submit service's Docker runner needs the Docker SDK "
+                                    "for Python: pip install docker")
 
 
 class JobStore:

@@ -1,7 +1,9 @@
 """The Ansible role converged for real against this machine (connection local) on the tests'
 private Docker engine, with the dev OpenID provider as IAM: the hub answers on its TLS port,
-alice signs in through chromium and gets a user container, a second run changes nothing,
---check passes, and no secret shows in container environments, the user container or logs."""
+alice signs in through chromium and gets a user container, a job she submits with her IAM
+token runs in a container of the user image and gives its results, a second run changes
+nothing, --check passes, and no secret shows in container environments, the user container
+or logs."""
 
 from __future__ import annotations
 
@@ -17,7 +19,10 @@ from mlaas4hep_hub.devidp import DevIdP
 
 from ..browser import free_port, screenshot
 from ..docker.dockerd import BuiltImages, DockerDaemon
-from ..hub.conftest import sign_in
+from ..hub.conftest import AGENT_CLIENT, sign_in
+from ..hub.oidc_client import login_tokens
+from ..services.test_services_hub import call, wait_for_job
+from ..services.test_submit_docker import sample_job
 from .playbook import PlaybookRun, playbook
 
 # the first test of a session may also wait for the image builds
@@ -71,12 +76,35 @@ def assert_ok(run: PlaybookRun, what: str, dockerd: DockerDaemon) -> None:
                          f"{logs.stdout}{logs.stderr}")
 
 
+def submit_a_job(hub: SimpleNamespace, idp: DevIdP, dockerd: DockerDaemon) -> None:
+    """alice's job (samples made in her home) runs to the end and its results come back: the
+    submit service in the hub container hands the job folder to the host's Docker engine by
+    path, which the role mounts at the same path inside."""
+    dockerd.docker("exec", "-w", "/home/jovyan", "jupyter-alice", "mlaas4hep", "make-sample",
+                   "--out-dir", "samples", "--events", "2000")
+    token = login_tokens(idp.issuer, AGENT_CLIENT, "alice", "alice-pass")["access_token"]
+    body = sample_job("deployed", chunk_size=2000, memory="1G", cpus=1)
+    submitted = call(hub, "POST", "submit", "submit", token, json=body)
+    if submitted.status_code != 201:
+        logs = dockerd.docker("logs", "--tail", "60", HUB, check=False)
+        raise AssertionError(f"submit: {submitted.status_code} {submitted.text}\nhub container "
+                             f"log:\n{logs.stdout}{logs.stderr}")
+    assert submitted.json()["runner"] == "docker", submitted.text
+    job = submitted.json()["id"]
+    record = wait_for_job(hub, token, job)
+    log = call(hub, "GET", "submit", f"jobs/{job}/log", token).text
+    assert record["state"] == "finished" and record["exit_code"] == 0, (record, log[-3000:])
+    results = call(hub, "GET", "submit", f"jobs/{job}/results", token)
+    assert results.status_code == 200 and len(results.content) > 0, results.text[:500]
+
+
 def test_converge_sign_in_idempotence_and_secrets(tmp_path: Path, dockerd: DockerDaemon,
-                                                  built_images: BuiltImages, browser) -> None:
+                                                  built_images: BuiltImages, browser,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     port = free_port()
     client = {"client_id": "mlaas4hep-hub", "client_secret": CLIENT_SECRET,
               "redirect_uris": [f"https://127.0.0.1:{port}/hub/oauth_callback"]}
-    idp = DevIdP(tmp_path / "idp", clients=[client]).start()
+    idp = DevIdP(tmp_path / "idp", clients=[client, AGENT_CLIENT]).start()
     extra = f"@{converge_vars(tmp_path, idp, port, dockerd, built_images)}"
     home = tmp_path / "ansible-home"
     try:
@@ -116,6 +144,8 @@ def test_converge_sign_in_idempotence_and_secrets(tmp_path: Path, dockerd: Docke
         # her IAM access token reaches her server as a file (through the auth service)
         token = wait_for_token(dockerd, "jupyter-alice")
         assert token.count(".") == 2, "the token file does not hold a JWT"
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))  # the services' calls check it
+        submit_a_job(hub, idp, dockerd)
 
         secrets = [CLIENT_SECRET] + [(srv / "state" / n).read_text().strip() for n in GENERATED]
         user_info = json.loads(dockerd.docker("inspect", "jupyter-alice").stdout)[0]
@@ -132,6 +162,7 @@ def test_converge_sign_in_idempotence_and_secrets(tmp_path: Path, dockerd: Docke
         assert str(srv) not in user_mounts, "a folder of the hub is mounted in the user container"
         page.close()
     finally:
-        dockerd.docker("rm", "-f", "jupyter-alice", HUB, check=False)
+        jobs = dockerd.docker("ps", "-aq", "--filter", "name=mlaas4hep-job-", check=False)
+        dockerd.docker("rm", "-f", "jupyter-alice", HUB, *jobs.stdout.split(), check=False)
         dockerd.docker("volume", "rm", "-f", "mlaas4hep-home-alice", check=False)
         idp.stop()

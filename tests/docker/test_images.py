@@ -9,7 +9,6 @@ import contextlib
 import hashlib
 import json
 import re
-import socket
 import time
 from collections.abc import Callable, Iterator
 from importlib.metadata import distributions, version
@@ -19,6 +18,7 @@ import pytest
 import requests
 from packaging.utils import canonicalize_name
 
+from tests.browser import free_port
 from tests.docker.dockerd import BUILD, ROOT, TEST_LABEL, BuiltImages, DockerDaemon
 
 # the first test also waits for the image builds (several minutes)
@@ -27,12 +27,6 @@ pytestmark = pytest.mark.timeout(2400)
 EXAMPLES = "/opt/mlaas4hep/share/examples"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 PEM = re.compile(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(url: str, process_check, timeout: float = 60, **kwargs) -> requests.Response:

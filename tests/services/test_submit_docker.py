@@ -21,6 +21,16 @@ from .test_services_hub import MODELS, call, wait_for_job
 pytestmark = pytest.mark.timeout(2400)
 
 
+def sample_job(name: str, *, chunk_size: int, memory: str, cpus: float) -> dict:
+    """A job body: the example logistic regression on samples/ of the user's home."""
+    return {"name": name, "labels": [1, 0],
+            "files": ["samples/signal.root", "samples/background.root"],
+            "model": (MODELS / "sklearn_logistic_regression.py").read_text(),
+            "params": {"chunk_size": chunk_size, "epochs": 1, "verbose": 0,
+                       "identifier": ["runNo", "evtNo", "lumi"]},
+            "device": "cpu", "memory": memory, "cpus": cpus}
+
+
 def test_a_job_runs_in_a_user_image_container_with_its_limits(
         tmp_path_factory: pytest.TempPathFactory, dockerd: DockerDaemon,
         built_images: BuiltImages) -> None:
@@ -31,12 +41,7 @@ def test_a_job_runs_in_a_user_image_container_with_its_limits(
     with hub_factory(tmp_path_factory) as make:
         hub = make(docker_host=dockerd.host)
         alice, bob = iam_token(hub, "alice"), iam_token(hub, "bob")
-        body = {"name": "tth-docker", "labels": [1, 0],
-                "files": ["samples/signal.root", "samples/background.root"],
-                "model": (MODELS / "sklearn_logistic_regression.py").read_text(),
-                "params": {"chunk_size": 3000, "epochs": 1, "verbose": 0,
-                           "identifier": ["runNo", "evtNo", "lumi"]},
-                "device": "cpu", "memory": "1536M", "cpus": 1.5}
+        body = sample_job("tth-docker", chunk_size=3000, memory="1536M", cpus=1.5)
         submitted = call(hub, "POST", "submit", "submit", alice, json=body)
         assert submitted.status_code == 201, submitted.text
         job = submitted.json()["id"]
