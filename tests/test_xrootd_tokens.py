@@ -14,7 +14,6 @@ import json
 import os
 import stat
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -33,11 +32,11 @@ from .conftest import edit_json
 from .hub.oidc_client import login_tokens, refresh
 from .servers.tls_ca import make_test_ca, trust_in_this_process
 from .servers.xrootd_tokens import TokenXRootDServer, experiments_store, token_xrootd_available
+from .test_https_tokens import MLAAS4HEP
 
 CLIENT = {"client_id": "oidc-agent", "client_secret": "agent-secret-5c1d",
           "redirect_uris": ["http://127.0.0.1:4242/"]}  # never contacted
 TOKEN_TTL = 20
-MLAAS4HEP = Path(sys.executable).parent / "mlaas4hep"
 
 
 @dataclass
