@@ -3,11 +3,16 @@
 Shared by every MLaaS4HEP service that accepts IAM tokens (auth, inference,
 submit): signature against the issuer's JWKS, issuer, expiry, audience and
 client (azp), and the allowed groups. Each refusal says what was wrong.
+A token that passed is remembered (in memory) until it expires, so a client
+sending many requests pays for the signature check once.
 """
 
 from __future__ import annotations
 
 import argparse
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,9 +61,36 @@ class BearerValidator:
         self.username_claim = username_claim
         self.leeway = leeway
         self._keys = jwt.PyJWKClient(jwks_uri, cache_keys=True, lifespan=3600)
+        self._valid: OrderedDict[str, Identity] = OrderedDict()
+        self._lock = threading.Lock()
+
+    remembered = 4096
+    """Valid tokens kept (the least recently used go first)."""
+
+    def cached(self, token: str) -> Identity | None:
+        """The identity of a token that passed :meth:`validate` and has not expired yet."""
+        with self._lock:
+            identity = self._valid.get(token)
+            if identity is None:
+                return None
+            if time.time() < identity.claims["exp"]:
+                self._valid.move_to_end(token)
+                return identity
+            del self._valid[token]
+        return None
 
     def validate(self, token: str) -> Identity:
         """Return the token's identity or raise BearerError (401 invalid, 403 not allowed)."""
+        identity = self.cached(token)
+        if identity is None:
+            identity = self._check(token)
+            with self._lock:
+                self._valid[token] = identity
+                while len(self._valid) > self.remembered:
+                    self._valid.popitem(last=False)
+        return identity
+
+    def _check(self, token: str) -> Identity:
         try:
             unverified = jwt.decode(token, options={"verify_signature": False})
         except jwt.PyJWTError:

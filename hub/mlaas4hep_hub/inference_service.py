@@ -11,7 +11,9 @@ models; ``shared/<name>`` models are visible to everyone::
     DELETE delete/NAME
     POST   json                   {"model": NAME, "keys": [...], "values": [...]}; many
                                   events: "columns": [[...], ...] (one list of values
-                                  per key; the fast form) or "rows": [[...], ...]
+                                  per key) or "rows": [[...], ...]
+    POST   arrays?model=NAME      many events as binary arrays, a numpy.savez body (the
+                                  fastest form; mlaas4hep.services.arrays says how)
     POST   predict/root           {"model": NAME, "file": PATH or URL, "nevts": -1}
     GET    status
 
@@ -52,6 +54,11 @@ class InferenceHandler(ServiceHandler):
     @property
     def store(self) -> ModelStore:
         return self.settings["store"]
+
+    async def bundle(self, model: str) -> Any:
+        """The user's model, loaded in a thread unless it is in the store's cache."""
+        return (self.store.cached(self.user, model)
+                or await asyncio.to_thread(self.store.get, self.user, model))
 
     def body_json(self) -> dict[str, Any]:
         from mlaas4hep.services.body import load_json
@@ -108,7 +115,7 @@ class JsonHandler(InferenceHandler):
                              else await asyncio.to_thread(load_request, data))
             if not isinstance(body.get("model"), str):
                 raise UserError("the body must be a JSON object naming the \"model\"")
-            bundle = await asyncio.to_thread(self.store.get, self.user, body["model"])
+            bundle = await self.bundle(body["model"])
             keys = body.get("keys", [])
             if columns is not None or "rows" in body:
                 if columns is not None:
@@ -126,6 +133,22 @@ class JsonHandler(InferenceHandler):
         self.finish({"model": body["model"], "score": result[0], "passes_cut": result[1]})
 
 
+class ArraysHandler(InferenceHandler):
+    async def post(self) -> None:
+        from mlaas4hep.services.arrays import load_arrays
+        from mlaas4hep.services.bundle import check_keys
+
+        with user_errors():
+            model = self.get_argument("model", "")
+            if not model:
+                raise UserError("name the model: arrays?model=NAME")
+            bundle = await self.bundle(model)
+            columns = await asyncio.to_thread(load_arrays, self.request.body)
+            check_keys(list(columns), bundle.keys)
+            result = await asyncio.to_thread(bundle.predict_columns, columns)
+        self.finish({"model": model, **result.to_json()})
+
+
 class RootFileHandler(InferenceHandler):
     async def post(self) -> None:
         with user_errors():
@@ -134,7 +157,7 @@ class RootFileHandler(InferenceHandler):
             nevts = body.get("nevts", -1)
             if not isinstance(nevts, int):
                 raise UserError("nevts: a whole number of events (-1 = all)")
-            bundle = await asyncio.to_thread(self.store.get, self.user, body["model"])
+            bundle = await self.bundle(body["model"])
             entries, scores = await asyncio.to_thread(bundle.predict_file, path, nevts=nevts)
         self.finish({"model": body["model"], "file": body["file"], "entries": entries.tolist(),
                      "scores": scores.tolist()})
@@ -217,6 +240,7 @@ ROUTES: list[tuple[str, type[web.RequestHandler]]] = [
     ("params/(.+)", ParamsHandler),
     ("delete/(.+)", DeleteHandler),
     ("json", JsonHandler),
+    ("arrays", ArraysHandler),
     ("predict/root", RootFileHandler),
     ("status", StatusHandler),
     ("", StatusHandler),

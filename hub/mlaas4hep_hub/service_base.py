@@ -55,7 +55,8 @@ class ServiceHandler(HubOAuthenticated, BaseHandler):
             validator: BearerValidator = self.settings["validator"]
             try:
                 token = token_from_header(header)
-                identity = await asyncio.to_thread(validator.validate, token)
+                identity = (validator.cached(token)
+                            or await asyncio.to_thread(validator.validate, token))
             except BearerError as exc:
                 raise web.HTTPError(exc.status, str(exc)) from None
             self.user = identity.username

@@ -152,11 +152,15 @@ def check_keys(keys: Any, wanted: list[str]) -> None:
     """Refuse ``keys`` unless they are exactly the branch names ``wanted``, in any order."""
     if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
         raise UserError("'keys' must be a list of branch names")
-    unknown = [k for k in keys if k not in wanted]
+    if keys == wanted:
+        return
+    known = set(wanted)
+    unknown = [k for k in keys if k not in known]
     if unknown:
         raise UserError(f"unknown key '{unknown[0]}'{did_you_mean(unknown[0], wanted)}; this "
                         f"model needs {short_list(wanted)}")
-    missing = [k for k in wanted if k not in keys]
+    given = set(keys)
+    missing = [k for k in wanted if k not in given]
     if missing:
         raise UserError(f"missing key(s) {short_list(missing)}; this model needs "
                         f"{short_list(wanted)}")

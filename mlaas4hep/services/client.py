@@ -6,6 +6,12 @@ What a notebook cell, the wizard's "Publish model" and curl all do::
     published = publish("wizard-runs/run-20250101-120000/output", "tth")
     print(published.curl_example())
 
+and scoring many events from a notebook (numpy or awkward arrays by branch name, sent
+in the service's binary form)::
+
+    from mlaas4hep.services.client import InferenceService
+    scores = InferenceService.from_env().predict("tth", events)["scores"]
+
 Inside a user server the hub sets ``MLAAS4HEP_INFERENCE_URL`` (where the
 server reaches the service), ``MLAAS4HEP_PUBLIC_URL`` (the hub's address for
 users, shown in the examples) and ``JUPYTERHUB_API_TOKEN`` (the server's hub
@@ -19,6 +25,7 @@ import json
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +33,7 @@ from urllib.parse import quote
 
 from ..errors import UserError
 from .archive import pack_folder
+from .arrays import CONTENT_TYPE, pack_arrays
 
 SERVICE_ENV = "MLAAS4HEP_INFERENCE_URL"
 PUBLIC_ENV = "MLAAS4HEP_PUBLIC_URL"
@@ -69,6 +77,12 @@ class InferenceService:
             reason = getattr(exc, "reason", exc)
             raise UserError(f"cannot reach the inference service at {self.url}: {reason}"
                             ) from None
+
+    def predict(self, model: str, columns: Mapping[str, Any]) -> dict[str, Any]:
+        """Scores of many events given as arrays by branch name (the model's raw keys):
+        ``{"scores": [...], "passes_cuts": [...]}``."""
+        return self.call("POST", f"arrays?model={quote(model, safe='/')}",
+                         pack_arrays(columns), CONTENT_TYPE)
 
 
 def _error_of(exc: urllib.error.HTTPError) -> str:

@@ -4,9 +4,10 @@ never serves a deleted or replaced model.
 Layout: ``ROOT/<namespace>/<model>/`` holds the bundle and ``.publish.json``
 (owner, time and a fresh id per upload). A new upload is unpacked next to
 the live folder and swapped in with renames, so a reader sees the old or the
-new bundle, never half of one. Loaded bundles are cached by (folder, upload
-id); every lookup re-reads the id from disk, so a model deleted or replaced
-(by this process or another) is never served from the cache.
+new bundle, never half of one. Loaded bundles are cached by folder and the
+identity of its marker file (inode and times: each upload writes a new one);
+every lookup checks it on disk, so a model deleted or replaced (by this
+process or another) is never served from the cache.
 """
 
 from __future__ import annotations
@@ -101,15 +102,12 @@ class ModelStore:
         return info
 
     def get(self, user: str, model: str) -> Any:
-        """The loaded bundle of ``model`` (cached while its upload id is unchanged)."""
-        namespace, name = self.resolve(user, model)
-        folder = self.folder(namespace, name)
-        key = (str(folder), self._upload_id(folder, model))
-        with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
-        bundle = self._load(folder)
+        """The loaded bundle of ``model`` (cached while its upload is unchanged)."""
+        key = self._key(user, model)
+        bundle = self._cached(key)
+        if bundle is not None:
+            return bundle
+        bundle = self._load(Path(key[0]))
         with self._lock:
             for stale in [k for k in self._cache if k[0] == key[0]]:
                 del self._cache[stale]
@@ -118,11 +116,27 @@ class ModelStore:
                 self._cache.popitem(last=False)
         return bundle
 
-    def _upload_id(self, folder: Path, model: str) -> str:
+    def cached(self, user: str, model: str) -> Any | None:
+        """The bundle of ``model`` if it is loaded and current, else None (a quick check, no
+        loading: callers on an event loop load with :meth:`get` in a thread)."""
+        return self._cached(self._key(user, model))
+
+    def _cached(self, key: tuple[str, tuple[int, ...]]) -> Any | None:
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        return None
+
+    def _key(self, user: str, model: str) -> tuple[str, tuple[int, ...]]:
+        """(folder, identity of its upload) of ``model``, or NotFound."""
+        folder = self.folder(*self.resolve(user, model))
         try:
-            return json.loads((folder / MARKER).read_text())["id"]
-        except (OSError, ValueError, KeyError):
+            marker = os.stat(folder / MARKER)
+        except OSError:
             raise NotFound(f"no model {model!r}") from None
+        return str(folder), (marker.st_dev, marker.st_ino, marker.st_mtime_ns,
+                             marker.st_ctime_ns)
 
     def info(self, namespace: str, name: str) -> dict[str, Any]:
         """The publish record of a model."""
@@ -142,7 +156,7 @@ class ModelStore:
         """Remove one of the user's models, or a shared model they published."""
         namespace, name = self.resolve(user, model)
         target = self.folder(namespace, name)
-        self._upload_id(target, model)
+        self._key(user, model)
         self._check_owner(user, namespace, name, target)
         trash = target.parent / f".{name}.deleted-{uuid.uuid4().hex}"
         with self._lock:

@@ -18,7 +18,9 @@ import pytest
 import requests
 import uproot
 
+from mlaas4hep.services.arrays import CONTENT_TYPE, pack_arrays
 from mlaas4hep.services.bundle import ModelBundle
+from mlaas4hep.services.client import InferenceService
 
 from ..hub.conftest import AGENT_CLIENT, Hub, hub_factory
 from ..hub.oidc_client import login_tokens
@@ -42,8 +44,10 @@ def tokens(hub: Hub) -> dict[str, str]:
 
 
 def call(hub: Hub, method: str, service: str, path: str, token: str | None = None,
-         scheme: str = "Bearer", **kwargs) -> requests.Response:
+         scheme: str = "Bearer", headers_extra: dict[str, str] | None = None, **kwargs
+         ) -> requests.Response:
     headers = {"Authorization": f"{scheme} {token}"} if token else {}
+    headers.update(headers_extra or {})
     deadline = time.monotonic() + 60
     while True:  # a service (re)started by the hub may take a moment to listen
         answer = requests.request(method, f"{hub.url}/services/{service}/{path}",
@@ -79,6 +83,14 @@ def test_upload_then_predict_with_json_and_on_a_root_file(
                      json={"model": "tth", "keys": local.keys, "columns": columns}).json()
     assert by_column["scores"] == batch["scores"]
     assert by_column["passes_cuts"] == batch["passes_cuts"]
+    binary = call(hub, "POST", "inference", "arrays?model=tth", alice,
+                  data=pack_arrays(dict(zip(local.keys, columns, strict=True))),
+                  headers_extra={"Content-Type": CONTENT_TYPE})
+    assert binary.status_code == 200, binary.text
+    assert binary.json()["scores"] == batch["scores"]
+    assert binary.json()["passes_cuts"] == batch["passes_cuts"]
+    unnamed = call(hub, "POST", "inference", "arrays", alice, data=b"PK")
+    assert unnamed.status_code == 400 and "arrays?model=NAME" in unnamed.json()["error"]
     one = call(hub, "POST", "inference", "json", alice,
                json={"model": "tth", "keys": local.keys, "values": rows[3]}).json()
     assert one["score"] == pytest.approx(float(expected.scores[3]), rel=1e-6)
@@ -105,6 +117,9 @@ def test_upload_then_predict_with_json_and_on_a_root_file(
     hub_token = hub.hub_token(alice).json()["token"]
     mine = call(hub, "GET", "inference", "models", hub_token, scheme="token")
     assert mine.status_code == 200 and mine.json()["models"][0]["model"] == "tth"
+    service = InferenceService(f"{hub.url}/services/inference/", hub_token, hub.url)
+    from_notebook = service.predict("tth", dict(zip(local.keys, columns, strict=True)))
+    assert from_notebook["scores"] == batch["scores"]
 
 
 def test_other_users_models_are_not_found_and_shared_ones_not_theirs_to_delete(
