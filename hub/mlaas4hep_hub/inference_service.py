@@ -106,7 +106,6 @@ class DeleteHandler(InferenceHandler):
 
 class JsonHandler(InferenceHandler):
     async def post(self) -> None:
-        from mlaas4hep.services.bundle import check_keys
         from mlaas4hep.services.columns import load_request
 
         with user_errors():
@@ -118,8 +117,7 @@ class JsonHandler(InferenceHandler):
             bundle = await self.bundle(body["model"])
             keys = body.get("keys", [])
             if columns is not None or "rows" in body:
-                if columns is not None:
-                    check_keys(keys, bundle.keys)
+                if columns is not None:  # predict_columns checks the keys
                     result = await asyncio.to_thread(bundle.predict_columns, columns)
                 else:
                     result = await asyncio.to_thread(bundle.predict_rows, keys, body["rows"])
@@ -136,7 +134,6 @@ class JsonHandler(InferenceHandler):
 class ArraysHandler(InferenceHandler):
     async def post(self) -> None:
         from mlaas4hep.services.arrays import load_arrays
-        from mlaas4hep.services.bundle import check_keys
 
         with user_errors():
             model = self.get_argument("model", "")
@@ -144,7 +141,6 @@ class ArraysHandler(InferenceHandler):
                 raise UserError("name the model: arrays?model=NAME")
             bundle = await self.bundle(model)
             columns = await asyncio.to_thread(load_arrays, self.request.body)
-            check_keys(list(columns), bundle.keys)
             result = await asyncio.to_thread(bundle.predict_columns, columns)
         self.finish({"model": model, **result.to_json()})
 

@@ -131,12 +131,15 @@ class ModelStore:
     def _key(self, user: str, model: str) -> tuple[str, tuple[int, ...]]:
         """(folder, identity of its upload) of ``model``, or NotFound."""
         folder = self.folder(*self.resolve(user, model))
+        return str(folder), self._upload(folder, model)
+
+    def _upload(self, folder: Path, model: str) -> tuple[int, ...]:
+        """The identity of the model's marker file (a new one per upload), or NotFound."""
         try:
             marker = os.stat(folder / MARKER)
         except OSError:
             raise NotFound(f"no model {model!r}") from None
-        return str(folder), (marker.st_dev, marker.st_ino, marker.st_mtime_ns,
-                             marker.st_ctime_ns)
+        return marker.st_dev, marker.st_ino, marker.st_mtime_ns, marker.st_ctime_ns
 
     def info(self, namespace: str, name: str) -> dict[str, Any]:
         """The publish record of a model."""
@@ -156,7 +159,7 @@ class ModelStore:
         """Remove one of the user's models, or a shared model they published."""
         namespace, name = self.resolve(user, model)
         target = self.folder(namespace, name)
-        self._key(user, model)
+        self._upload(target, model)
         self._check_owner(user, namespace, name, target)
         trash = target.parent / f".{name}.deleted-{uuid.uuid4().hex}"
         with self._lock:
