@@ -191,7 +191,7 @@ class Dataset:
         if split is not None:
             rows = (np.flatnonzero(raw.split == split) if rows is None
                     else rows[raw.split[rows] == split])
-        X, mask = to_matrix(raw.columns, specs.inputs, specs.widths, normalise, rows)
+        X, mask = to_matrix(raw.columns, specs.inputs, specs.widths, normalise, raw.rows(rows))
         y = self._target(raw) if self.params.target else raw.labels
         read = sum(raw.read_per_file.values())
         if rows is None:
@@ -203,15 +203,17 @@ class Dataset:
         if not isinstance(value, np.ndarray) or value.ndim != 1:
             raise UserError(f"params.json: target '{self.params.target}' must be a flat branch "
                             "(one value per event)")
-        return value.astype(np.float32)
+        events = raw.rows()
+        return (value if events is None else value[events]).astype(np.float32)
 
     def chunks(self, specs: Specs, *, desc: str = "reading", prefetch: bool = False,
                split: int | None = None) -> Iterator[Chunk]:
         """Training-ready chunks, or with ``split`` only that split's events of each (less to
         prepare); kept in memory, within ``cache_mb`` in all, for later passes.
 
-        With ``prefetch`` (and ``threads`` other than 1), the next chunks are read and prepared
-        on background threads while the caller works on this one (training).
+        With ``threads`` other than 1, chunks are prepared on the decompression threads, several
+        at a time; with ``prefetch`` too, the next chunks are read and prepared in the background
+        while the caller works on this one (training).
         """
         for key in (None, split):
             if key in self._cache:
@@ -235,18 +237,24 @@ class Dataset:
             self._cached_bytes += held
 
     def _prepared(self, specs: Specs, prefetch: bool, split: int | None) -> Iterator[Chunk]:
-        if prefetch and self._executor is not None:
+        if self._executor is None:
+            return (self.prepare(raw, specs, split) for raw in self.stream)
+        if prefetch:
             return prefetched(self._prepared_ahead(specs, split), name="mlaas4hep-prefetch")
-        return (self.prepare(raw, specs, split) for raw in self.stream)
+        return self._prepared_ahead(specs, split)
 
     def _prepared_ahead(self, specs: Specs, split: int | None) -> Iterator[Chunk]:
-        """Chunks in order, each prepared on the decompression threads while the next ones
-        are read (at most ``threads`` chunks in flight)."""
+        """Chunks in order, each cut and prepared on the decompression threads while the next
+        ones are read (at most ``threads`` chunks in flight)."""
         assert self._executor is not None
         ahead: deque[Future[Chunk]] = deque()
+
+        def prepare(raw: RawChunk) -> Chunk:
+            return self.prepare(self.stream.cut(raw), specs, split)
+
         try:
-            for raw in self.stream:
-                ahead.append(self._executor.submit(self.prepare, raw, specs, split))
+            for raw in self.stream.reads():
+                ahead.append(self._executor.submit(prepare, raw))
                 if len(ahead) >= self._threads:
                     yield ahead.popleft().result()
             while ahead:

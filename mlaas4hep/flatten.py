@@ -174,18 +174,19 @@ def events_of(columns: dict[str, Any], start: int, stop: int) -> dict[str, Any]:
 
 @numba.njit(cache=True, nogil=True)
 def _fill(X: np.ndarray, mask: np.ndarray, offsets: np.ndarray, values: np.ndarray,
-          events: np.ndarray, col: int, width: int, offset: np.float32, scale: np.float32,
-          ) -> None:  # pragma: no cover (compiled)
-    """Row ``i`` from ``col``: the first ``width`` values of event ``events[i]``, normalised
-    as :meth:`Normaliser.__call__` does (float32), where finite."""
+          events: np.ndarray, out: np.ndarray, col: int, width: int, offset: np.float32,
+          scale: np.float32) -> None:  # pragma: no cover (compiled)
+    """Row ``out[i]`` from ``col``: the first ``width`` values of event ``events[i]``,
+    normalised as :meth:`Normaliser.__call__` does (float32), where finite."""
     for i in range(len(events)):
         start = offsets[events[i]]
         n = min(offsets[events[i] + 1] - start, width)
+        row = out[i]
         for j in range(n):
             v = (np.float32(values[start + j]) - offset) * scale
             if np.isfinite(v):
-                X[i, col + j] = v
-                mask[i, col + j] = 1
+                X[row, col + j] = v
+                mask[row, col + j] = 1
 
 
 class Normaliser:
@@ -225,25 +226,24 @@ def to_matrix(columns: dict[str, Any], inputs: list[str], widths: dict[str, int 
     ones. With ``events`` (indices into the columns), output row ``i`` holds event
     ``events[i]``: a selection, a permutation or both. Padding and normalisation of
     jagged branches run in one compiled (numba) loop over the offsets, through the
-    events in file order (sequential reads); rows are put in the asked order once at
-    the end (whole-row copies).
+    events in file order (sequential reads), each written straight into its row.
     """
     if events is None:
-        return _filled(columns, inputs, widths, normalise, None)
+        return _filled(columns, inputs, widths, normalise, None, None)
     events = np.asarray(events, dtype=np.int64)
     if np.all(events[1:] > events[:-1]):
-        return _filled(columns, inputs, widths, normalise, events)
+        return _filled(columns, inputs, widths, normalise, events, None)
     order = np.argsort(events, kind="stable")
-    X, mask = _filled(columns, inputs, widths, normalise, events[order])
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    return X[rank], mask[rank]
+    return _filled(columns, inputs, widths, normalise, events[order], order)
 
 
 def _filled(columns: dict[str, Any], inputs: list[str], widths: dict[str, int | None],
-            normalise: Normaliser, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`to_matrix` of the events ``rows`` (increasing; None: all) in that order."""
+            normalise: Normaliser, rows: np.ndarray | None, out: np.ndarray | None,
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`to_matrix` of the events ``rows`` (increasing; None: all), event ``rows[i]``
+    in output row ``out[i]`` (None: row ``i``)."""
     every = np.arange(len(columns[inputs[0]])) if rows is None else rows
+    where = np.arange(len(every)) if out is None else out
     n_features = sum(1 if w is None else w for w in (widths[name] for name in inputs))
     X = np.zeros((len(every), n_features), dtype=np.float32)
     mask = np.zeros((len(every), n_features), dtype=np.uint8)
@@ -254,12 +254,12 @@ def _filled(columns: dict[str, Any], inputs: list[str], widths: dict[str, int | 
             flat = np.asarray(column)
             values = normalise(name, flat if rows is None else flat[rows])
             finite = np.isfinite(values)
-            X[:, col] = np.where(finite, values, 0)
-            mask[:, col] = finite
+            X[where, col] = np.where(finite, values, 0)
+            mask[where, col] = finite
             col += 1
             continue
         offsets, content = _offsets_and_content(column)
-        _fill(X, mask, offsets, content, every, col, width, *normalise.constants(name))
+        _fill(X, mask, offsets, content, every, where, col, width, *normalise.constants(name))
         col += width
     return X, mask
 

@@ -25,6 +25,7 @@ from typing import Any
 import uproot
 
 from . import GRID_CA_DIR
+from .decompression import use_fast_zlib
 from .errors import UserError, describe, did_you_mean, short_list
 from .flatten import columns_of, events_of
 from .tokens import BearerToken, discovery_places, find_token
@@ -58,7 +59,8 @@ class RootInput:
     Reads go forward through the file in chunk order. Each read extends to
     the next cluster boundary (where every branch starts a new basket) and
     keeps the surplus for the next read, so no basket is decompressed twice
-    when chunks are smaller than the file's baskets.
+    when chunks are smaller than the file's baskets. The surplus serves one
+    pass only (:meth:`release`): it is not a cache of the file.
     """
 
     path: str
@@ -110,9 +112,13 @@ class RootInput:
             raise UserError(f"{self.path}: cannot read entries {start}-{stop}: "
                             f"{describe(exc)}. The file may be truncated or corrupt") from None
 
+    def release(self) -> None:
+        """Drop the buffered entries (at the end of a pass: the next pass reads anew)."""
+        self._buffer, self._buffer_range, self._buffer_key = None, (0, 0), ()
+
     def close(self) -> None:
         """Close the file and drop buffered entries."""
-        self._buffer = None
+        self.release()
         self.file.close()
 
 
@@ -137,6 +143,7 @@ def open_file(name: str, *, redirector: str = "") -> tuple[str, Any]:
                                 "magic bytes)")
     token = find_token() if is_remote(path) else None
     url, options = with_token(path, token)
+    use_fast_zlib()
     try:
         # no uproot array cache: memory stays bounded by the chunk size, and caching is
         # the pipeline's own (cache_mb)

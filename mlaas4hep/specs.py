@@ -167,7 +167,9 @@ class SpecsPart:
 def summarise_chunk(chunk: RawChunk, inputs: list[str], n_files: int) -> SpecsPart:
     """The statistics of one chunk's training split and its per-file counts."""
     branches: dict[str, BranchSpec] = {}
-    train = chunk.split == TRAIN
+    passing = chunk.rows()  # positions in the columns of the events that passed the cuts
+    train_rows = chunk.rows(np.flatnonzero(chunk.split == TRAIN))
+    train: np.ndarray | None = None  # the same as a mask over the columns' events
     for name in inputs:
         column = chunk.columns[name]
         kind = {1: "flat", 2: "jagged"}.get(_depth(column))
@@ -176,11 +178,16 @@ def summarise_chunk(chunk: RawChunk, inputs: list[str], n_files: int) -> SpecsPa
         spec = branches[name] = BranchSpec(kind, _dtype(column),
                                            max_len=0 if kind == "jagged" else None)
         if kind == "flat":
-            spec.add(np.asarray(column)[train])
+            spec.add(np.asarray(column)[train_rows])
         else:
             counts, _ = jagged_parts(column)
+            if passing is not None:
+                counts = counts[passing]
             if len(counts):
                 spec.max_len = int(counts.max())
+            if train is None:
+                train = np.zeros(len(column), dtype=bool)
+                train[train_rows] = True
             spec.add(jagged_parts(select_events(column, train))[1])
     counts = []
     for i in range(n_files):

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .config import Params, Preproc
-from .flatten import Jagged, concatenate, jagged_offsets, select_events
+from .flatten import Jagged, concatenate, jagged_offsets
 from .preprocess import add_new_branches, event_mask
 from .selection import Selection
 from .sources import RootInput
@@ -66,11 +66,22 @@ class RawChunk:
 
     index: int
     columns: dict[str, Any]
+    """Every event read (the cuts do not copy them: see ``events``)."""
     labels: np.ndarray
     split: np.ndarray
     file_index: np.ndarray
     read_per_file: dict[int, int]
     """Entries read from each file (before cuts)."""
+    events: np.ndarray | None = None
+    """Where the events that passed the cuts are in ``columns`` (None: all of them); labels,
+    split and file_index hold those events only."""
+
+    def rows(self, selected: np.ndarray | None = None) -> np.ndarray | None:
+        """Positions in ``columns`` of the passing events ``selected`` (indices among them;
+        None: all)."""
+        if self.events is None:
+            return selected
+        return self.events if selected is None else self.events[selected]
 
 
 def _nbytes(column: Any) -> int:
@@ -111,8 +122,8 @@ class EventStream:
                      (stop - start) / seconds / 1e3, source.path, start, stop)
         return columns
 
-    def chunk(self, k: int) -> RawChunk:
-        """Read, extend and cut chunk ``k``."""
+    def read(self, k: int) -> RawChunk:
+        """Read chunk ``k``: every entry of its ranges, before new branches and cuts."""
         parts, labels, splits, files, read = [], [], [], [], {}
         for i, start, stop in self.plan.ranges(k):
             if stop <= start:
@@ -124,14 +135,38 @@ class EventStream:
                                       self.params.validation_fraction,
                                       self.params.test_fraction))
             files.append(np.full(stop - start, i, dtype=np.int32))
-        columns = _concat(parts, self.selection.read)
+        return RawChunk(k, _concat(parts, self.selection.read), np.concatenate(labels),
+                        np.concatenate(splits), np.concatenate(files), read)
+
+    def cut(self, raw: RawChunk) -> RawChunk:
+        """Compute the new branches and apply the cuts to a chunk from :meth:`read`: the
+        passing events are marked (``events``), not copied; only the columns used after the
+        cuts (the model inputs and the target) are kept."""
+        columns = dict(raw.columns)
         add_new_branches(columns, self.preproc)
-        keep = event_mask(columns, self.preproc, sum(read.values()))
-        if not keep.all():
-            columns = {name: select_events(value, keep) for name, value in columns.items()}
-        return RawChunk(k, columns, np.concatenate(labels)[keep], np.concatenate(splits)[keep],
-                        np.concatenate(files)[keep], read)
+        keep = event_mask(columns, self.preproc, len(raw.labels))
+        needed = [*self.selection.inputs, *([self.params.target] if self.params.target else [])]
+        columns = {name: columns[name] for name in needed}
+        if keep.all():
+            return RawChunk(raw.index, columns, raw.labels, raw.split, raw.file_index,
+                            raw.read_per_file)
+        return RawChunk(raw.index, columns, raw.labels[keep], raw.split[keep],
+                        raw.file_index[keep], raw.read_per_file, np.flatnonzero(keep))
+
+    def chunk(self, k: int) -> RawChunk:
+        """Read, extend and cut chunk ``k``."""
+        return self.cut(self.read(k))
+
+    def reads(self) -> Iterator[RawChunk]:
+        """:meth:`read` of every chunk in order; at the end of the pass the files' read-ahead
+        is dropped, so every pass reads the files (memory between passes holds no events)."""
+        try:
+            for k in range(self.plan.n_chunks):
+                yield self.read(k)
+        finally:
+            for source in self.inputs:
+                source.release()
 
     def __iter__(self) -> Iterator[RawChunk]:
-        for k in range(self.plan.n_chunks):
-            yield self.chunk(k)
+        """Chunks in order, read, extended and cut."""
+        return (self.cut(raw) for raw in self.reads())

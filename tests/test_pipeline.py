@@ -270,3 +270,26 @@ def test_rntuple_inputs_are_read_like_ttrees(tmp_path: Path) -> None:
     expected_mask = ak.to_numpy(ak.fill_none(ak.pad_none(ak.ones_like(jagged), 2), 0))
     np.testing.assert_array_equal(arrays["mask"][:, [names.index("j[0]"), names.index("j[1]")]],
                                   expected_mask)
+
+
+def test_every_pass_reads_each_basket_once(samples: Path, monkeypatch: pytest.MonkeyPatch
+                                           ) -> None:
+    """Chunks smaller than the files' clusters: a pass decompresses each basket of the branches
+    it reads exactly once, and the next pass (nothing cached) reads them all again; the
+    read-ahead is not a cache of the file."""
+    blocks: list[int] = []
+    monkeypatch.setattr(uproot.compression.decompress, "hook_before_block",
+                        lambda **_: blocks.append(1))
+    params = load_params(None, chunk_size=700, cache_mb=0, threads=1)
+    pairs = [(str(samples / "signal.root"), 1), (str(samples / "background.root"), 0)]
+    with Dataset.open(pairs, params, load_preproc(None)) as data:
+        once = 0
+        for source in data.inputs:
+            for name in data.selection.read:
+                once += source.tree[name].num_baskets
+        specs = data.specs()
+        assert len(blocks) == once > 0
+        for _ in range(2):
+            blocks.clear()
+            assert sum(len(c) for c in data.chunks(specs)) == specs.events
+            assert len(blocks) == once
