@@ -14,8 +14,8 @@ trains the same PyTorch MLP through the framework's training loop, taking turns
   fit are kept in host memory after the first epoch;
 - on the same training events held in GPU memory (the upper bound).
 
-It prints the median training throughput of each (events/s, epoch time over
-the training events, the first epoch left out), their ratio, and the GPU
+It prints the median training throughput of each (events/s: the training
+events over the time per epoch of the whole training), their ratio, and the GPU
 utilisation sampled every 50 ms while each ran (needs ``nvidia-ml-py``). With
 no GPU it runs on the CPU (``--device cpu``) and says so. Not part of the tests;
 ``pipeline_vs_raw.py`` runs it too where torch sees a CUDA GPU.

@@ -146,9 +146,10 @@ def peak_rss_mb(files: Path, labels: Path, nevts: int, chunk_size: int, work: Pa
 
 
 def keras_epochs(files: Path, labels: Path, base: dict, repeat: int, epochs: int = 4) -> dict:
-    """Median epoch time (after the first) of a small Keras MLP fed by the stream (no cache;
-    and with the default cache), and on the same events held in memory; the three trainings
-    take turns ``repeat`` times, so a change of machine load hits them alike."""
+    """Median time per epoch (a whole training of ``epochs`` epochs over them) of a small
+    Keras MLP fed by the stream (no cache; and with the default cache), and on the same events
+    held in memory; the three trainings take turns ``repeat`` times, so a change of machine
+    load hits them alike."""
 
     from mlaas4hep.backends import adapter_for
     from mlaas4hep.backends.common import seed_everything

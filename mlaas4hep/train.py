@@ -74,6 +74,16 @@ def train(adapter: Any, data: Dataset, specs: Specs, params: Params,
                                on_epoch=lambda logs, k=k: record(logs, chunk=k))
             if stopping():
                 break
+    elif (hasattr(adapter, "fit_stream_one_pass") and params.validation_fraction > 0
+          and sum(f["validation"] for f in specs.files)):
+        passes = itertools.count()
+        events = (sum(f["train"] for f in specs.files), sum(f["validation"] for f in specs.files))
+        adapter.fit_stream_one_pass(
+            lambda: _paired_parts(data, specs, params, adapter.wants_mask, next(passes)),
+            lambda: _parts(data, specs, params, VALIDATION, adapter.wants_mask,
+                           shuffle_pass=None),
+            specs.n_features, epochs=params.epochs, batch_size=params.batch_size,
+            on_epoch=record, events=events)
     else:
         passes = itertools.count()  # each pass over the training split is shuffled anew
         events = {name: sum(f[name] for f in specs.files) for name in ("train", "validation")}
@@ -102,6 +112,19 @@ def _parts(data: Dataset, specs: Specs, params: Params, split: int, wants_mask: 
         X, mask, y = chunk.part(split, with_mask=wants_mask, shuffle=shuffle)
         if len(y):
             yield features(X, mask, wants_mask), y.astype(np.float32)
+
+
+def _paired_parts(data: Dataset, specs: Specs, params: Params, wants_mask: bool,
+                  shuffle_pass: int) -> Iterator[tuple[tuple[Features, np.ndarray],
+                                                       tuple[Features, np.ndarray]]]:
+    """((inputs, y) training, (inputs, y) validation) for each chunk, from one read: the
+    training events in the same order as :func:`_parts` gives them."""
+    shuffle = [params.seed, shuffle_pass] if params.shuffle else None
+    for chunk in data.chunks(specs, desc="training", prefetch=True):
+        X, mask, y = chunk.part(TRAIN, with_mask=wants_mask, shuffle=shuffle)
+        Xv, mask_v, yv = chunk.part(VALIDATION, with_mask=wants_mask)
+        yield ((features(X, mask, wants_mask), y.astype(np.float32)),
+               (features(Xv, mask_v, wants_mask), yv.astype(np.float32)))
 
 
 def predict_split(adapter: Any, data: Dataset, specs: Specs, split: int = TEST,

@@ -20,6 +20,10 @@ Features = np.ndarray | tuple[np.ndarray, np.ndarray]
 (``mask == 1`` marks a real value; float32 like X)."""
 Batches = Callable[[], Iterator[tuple[Features, np.ndarray]]]
 """Makes a fresh pass of (X, y) per chunk (shuffled within the chunk for training)."""
+PairedBatches = Callable[[], Iterator[tuple[tuple[Features, np.ndarray],
+                                             tuple[Features, np.ndarray]]]]
+"""Makes a fresh pass of ((X, y) training, (X, y) validation) per chunk: both splits from one
+read of the files."""
 ChunkParts = Callable[[int], Iterator[tuple[np.ndarray, np.ndarray]]]
 """``parts(split)``: a fresh pass of (X, y) per chunk for one split."""
 EpochReport = Callable[[dict], "bool | None"]

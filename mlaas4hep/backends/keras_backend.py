@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import collections
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, describe
 from ..tasks import Task
 from .common import (
     ONNX_HINT,
     Batches,
     EpochReport,
     Features,
+    PairedBatches,
     declares_mask,
     import_library,
     n_events,
     with_suffix,
 )
+
+log = logging.getLogger("mlaas4hep")
 
 
 def import_keras() -> Any:
@@ -103,6 +109,55 @@ class KerasModel:
                        validation_steps=steps(events[1]) if validation else None,
                        callbacks=[_epoch_callback(on_epoch)])
 
+    def fit_stream_one_pass(self, paired: PairedBatches, validation: Batches, n_features: int,
+                            *, epochs: int, batch_size: int, on_epoch: EpochReport,
+                            events: tuple[int, int]) -> None:
+        """As :meth:`fit_stream` with validation, reading the files once per epoch: the
+        weights at the end of epoch k are copied into a twin model, which is checked on the
+        validation events read for epoch k+1, between its training steps (the same events and
+        metrics as Keras's own validation), so epoch k is reported at the end of epoch k+1;
+        the last epoch's validation is a pass of its own. A model Keras cannot clone (a
+        subclassed model) is validated by a pass of its own each epoch (:meth:`fit_stream`)."""
+        import tensorflow as tf
+
+        try:
+            deferred = _deferred_validation(self.model, on_epoch)
+        except Exception as exc:  # Keras raises several types for models it cannot clone
+            log.info("validation reads the files again each epoch: the model cannot be "
+                     "cloned (%s)", describe(exc))
+            self.fit_stream(lambda: (part for part, _ in paired()), validation, n_features,
+                            epochs=epochs, batch_size=batch_size, on_epoch=on_epoch,
+                            events=events)
+            return
+        x = tf.TensorSpec((None, n_features), tf.float32)
+        signature = ((x, x) if self.wants_mask else x, tf.TensorSpec((None,), tf.float32))
+
+        def training() -> Iterator[tuple[Features, np.ndarray]]:
+            """One pass: training parts, the validation parts handed to the twin; the last
+            training part only once every validation part is handed over, so the epoch cannot
+            end before its validation events are all there."""
+            parts = deferred.new_pass()
+            held = None
+            for train_part, validation_part in paired():
+                if deferred.waiting is not None and len(validation_part[1]):
+                    parts.append(validation_part)
+                if len(train_part[1]):
+                    if held is not None:
+                        yield held
+                    held = train_part
+            if held is not None:
+                yield held
+
+        for epoch in range(epochs):
+            chunks = tf.data.Dataset.from_generator(training, output_signature=signature)
+            self.model.fit(chunks.rebatch(batch_size).prefetch(tf.data.AUTOTUNE),
+                           initial_epoch=epoch, epochs=epoch + 1, verbose=0, shuffle=False,
+                           steps_per_epoch=max(1, -(-events[0] // batch_size)),
+                           class_weight=self.class_weight, callbacks=[deferred])
+            if self.model.stop_training:
+                break
+        deferred.finish(validation)
+
     def predict(self, X: Features, batch_size: int = 4096) -> np.ndarray:
         """Signal scores in [0, 1] (one per event), or class probabilities (n, K)."""
         if n_events(X) == 0:
@@ -159,3 +214,75 @@ def _epoch_callback(on_epoch: EpochReport) -> Any:
                 self.model.stop_training = True
 
     return EpochCallback()
+
+
+class _DeferredValidation:
+    """The callback of :meth:`KerasModel.fit_stream_one_pass` (mixed into a Keras callback by
+    :func:`_deferred_validation`): the twin model, the validation parts of the current pass
+    waiting for it, and the epoch whose weights it holds, waiting for its validation."""
+
+    def __init__(self, model: Any, on_epoch: EpochReport):
+        super().__init__()
+        keras = import_keras()
+        self.twin = keras.models.clone_model(model)
+        self.twin.compile_from_config(model.get_compile_config())
+        self.on_epoch = on_epoch
+        self.parts: collections.deque = collections.deque()
+        self.waiting: tuple[int, dict] | None = None
+        """(epoch, training logs) of the epoch whose weights the twin holds."""
+        self.checked: dict = {}
+        """The twin's metrics over the validation parts checked since it got the weights."""
+
+    def new_pass(self) -> collections.deque:
+        """Where a pass that starts now hands its validation parts (a pass Keras started and
+        dropped, to look at the data, leaves its parts behind)."""
+        self.parts = collections.deque()
+        return self.parts
+
+    def _check(self, X: Features, y: np.ndarray) -> None:
+        """Add one validation part to the twin's metrics (Keras's test step, as
+        ``model.evaluate`` runs it, without resetting them)."""
+        self.twin.make_test_function()
+        logs = self.twin.test_function(iter([(_keras_x(X), y, None)]))
+        self.checked = {k: float(v) for k, v in logs.items()}
+
+    def _drain(self) -> None:
+        while self.parts:
+            self._check(*self.parts.popleft())
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self._drain()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.waiting is not None:
+            self._drain()
+            if self._report():
+                self.model.stop_training = True
+        self.waiting = (epoch, {k: float(v) for k, v in (logs or {}).items()})
+        self.twin.set_weights(self.model.get_weights())
+        self.twin.reset_metrics()
+        self.checked = {}
+
+    def _report(self) -> bool:
+        assert self.waiting is not None
+        epoch, logs = self.waiting
+        values = {f"val_{k}": v for k, v in self.checked.items()}
+        return bool(self.on_epoch({"epoch": epoch, **logs, **values}))
+
+    def finish(self, validation: Batches) -> None:
+        """The last epoch's validation: a pass of its own, then its report."""
+        if self.waiting is None:
+            return
+        for X, y in validation():
+            self._check(X, y)
+        self._report()
+
+
+def _deferred_validation(model: Any, on_epoch: EpochReport) -> Any:
+    """A :class:`_DeferredValidation` Keras callback for ``model``."""
+    keras = import_keras()
+
+    class DeferredValidation(_DeferredValidation, keras.callbacks.Callback):
+        pass
+
+    return DeferredValidation(model, on_epoch)
