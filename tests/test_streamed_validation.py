@@ -3,6 +3,7 @@ copy of its weights during the next epoch, with the numbers Keras's own validati
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from mlaas4hep.backends.common import seed_everything
 from mlaas4hep.backends.keras_backend import KerasModel
 from mlaas4hep.config import load_params, load_preproc
 from mlaas4hep.dataset import Dataset
-from mlaas4hep.stream import EventStream
+from mlaas4hep.stream import EventStream, RawChunk
 from mlaas4hep.train import train
 
 EPOCHS = 3
@@ -33,7 +34,7 @@ def streamed_training(samples: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[l
     passes = []
     reads = EventStream.reads
 
-    def counted(stream: EventStream):  # noqa: ANN202
+    def counted(stream: EventStream) -> Iterator[RawChunk]:
         passes.append(1)
         return reads(stream)
 
