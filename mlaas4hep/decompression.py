@@ -2,7 +2,7 @@
 
 ROOT files written with ROOT's default compression (zlib) spend most of their
 read time in ``zlib.decompress``. uproot can inflate them with ISA-L instead
-(its ``"isal"`` zlib library: the same bytes out, about 1.4x faster);
+(its ``"isal"`` zlib library: the same bytes out, 1.2-1.4x faster);
 :func:`use_fast_zlib` switches uproot's zlib *decompressor* to it before the
 first read. Compression (files uproot writes) is left alone, so written files
 keep their exact bytes.
@@ -36,6 +36,6 @@ def use_fast_zlib() -> str:
         import isal.isal_zlib  # noqa: F401  (uproot looks it up as isal.isal_zlib)
     except ImportError:
         log.debug("isal is not installed: zlib baskets are inflated with zlib "
-                  "(pip install isal: about 1.4x faster)")
+                  "(pip install isal: 1.2-1.4x faster)")
         return zlib_library()
     return zlib_library("isal")
