@@ -13,6 +13,7 @@ saved models are moved back to the CPU first, so they load anywhere.
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from .common import (
     Batches,
     EpochReport,
     Features,
+    PairedBatches,
     declares_mask,
     epoch_record,
     import_library,
@@ -35,6 +37,8 @@ from .common import (
     take,
     with_suffix,
 )
+
+log = logging.getLogger("mlaas4hep")
 
 
 def import_torch() -> Any:
@@ -190,6 +194,57 @@ class TorchModel:
             checked = self._evaluate(validation()) if validation else None
             if on_epoch(epoch_record(self.task, epoch, seen, checked)):
                 return
+
+    def fit_stream_one_pass(self, paired: PairedBatches, validation: Batches, n_features: int,
+                            *, epochs: int, batch_size: int, on_epoch: EpochReport,
+                            events: tuple[int, int] = (0, 0)) -> None:
+        """As :meth:`fit_stream` with validation, reading the files once per epoch: a copy of
+        the module made at the end of epoch k is checked on the validation events read for
+        epoch k+1, between its mini-batches, so epoch k is reported at the end of epoch k+1;
+        the last epoch's validation is a pass of its own. A module that cannot be copied is
+        validated by a pass of its own each epoch (:meth:`fit_stream`)."""
+        import copy
+
+        try:
+            copy.deepcopy(self.model)
+        except Exception as exc:  # torch raises several types for modules it cannot copy
+            log.info("validation reads the files again each epoch: the module cannot be "
+                     "copied (%s)", describe(exc))
+            self.fit_stream(lambda: (part for part, _ in paired()), validation, n_features,
+                            epochs=epochs, batch_size=batch_size, on_epoch=on_epoch,
+                            events=events)
+            return
+        waiting: tuple[int, Any, Any] | None = None
+        """(epoch, its training labels and scores, a copy of the module at its end)."""
+        for epoch in range(epochs):
+            checked: tuple[list, list] = ([], [])
+
+            def passing(before: tuple | None = waiting, checked: tuple = checked,
+                        ) -> Iterator[tuple[Features, np.ndarray]]:
+                for (X, y), (Xv, yv) in paired():
+                    if before is not None and len(yv):
+                        checked[0].append(yv)
+                        checked[1].append(self._predict_with(before[2], Xv))
+                    yield self._on_device(X), y
+
+            seen = self._epoch(minibatches(passing(), batch_size))
+            stop = waiting is not None and on_epoch(
+                epoch_record(self.task, waiting[0], waiting[1], self._joined(*checked)))
+            last = stop or epoch + 1 == epochs
+            waiting = (epoch, seen, self.model if last else copy.deepcopy(self.model))
+            if stop:
+                break
+        if waiting is not None:
+            on_epoch(epoch_record(self.task, waiting[0], waiting[1],
+                                  self._evaluate(validation())))
+
+    def _predict_with(self, module: Any, X: Features) -> np.ndarray:
+        """:meth:`predict` with another module (a copy of this one)."""
+        trained, self.model = self.model, module
+        try:
+            return self.predict(X)
+        finally:
+            self.model = trained
 
     def fit_arrays(self, X: Features, y: np.ndarray, validation: tuple | None, *,
                    epochs: int, batch_size: int, on_epoch: EpochReport) -> None:
