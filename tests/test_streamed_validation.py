@@ -5,8 +5,10 @@ of its weights during the next epoch, with the numbers a validation pass of its 
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -89,3 +91,49 @@ def test_stop_request_ends_training_one_epoch_later(framework: str, samples: Pat
                                    stop=lambda: len(seen) >= 1)
     assert [r["epoch"] for r in history] == [0, 1]
     assert all("val_loss" in r for r in history)
+
+
+def uncopyable_model(framework: str, n_features: int) -> object:
+    """A model the one-read path cannot copy: a subclassed Keras model (Keras clones only
+    functional and sequential ones), a torch module holding a lock."""
+    if framework == "torch":
+        import threading
+
+        from torch import nn
+
+        class Locked(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.layer = nn.Linear(n_features, 1)
+                self.lock = threading.Lock()
+
+            def forward(self, x: Any) -> Any:
+                return self.layer(x)
+
+        return Locked()
+    import keras
+
+    class Subclassed(keras.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.dense = keras.layers.Dense(1, activation="sigmoid")
+
+        def call(self, x: Any) -> Any:
+            return self.dense(x)
+
+    net = Subclassed()
+    net.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    return net
+
+
+@pytest.mark.parametrize("framework", sorted(ADAPTERS))
+def test_a_model_that_cannot_be_copied_is_validated_by_passes_of_its_own(
+        framework: str, samples: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "small_model", uncopyable_model)
+    with caplog.at_level("INFO", logger="mlaas4hep"):
+        history, reads = streamed_training(framework, samples, monkeypatch)
+    assert reads == 2 * EPOCHS
+    assert [r["epoch"] for r in history] == list(range(EPOCHS))
+    assert all({"loss", "val_loss", "val_auc"} <= r.keys() for r in history)
+    assert "validation reads the files again each epoch" in caplog.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import random
 import sys
@@ -14,6 +15,8 @@ import numpy as np
 
 from ..errors import UserError
 from ..tasks import Task
+
+log = logging.getLogger("mlaas4hep")
 
 Features = np.ndarray | tuple[np.ndarray, np.ndarray]
 """What a model is fed: X (events x features), or (X, mask) for a model that wants the mask
@@ -32,6 +35,15 @@ EpochReport = Callable[[dict], "bool | None"]
 
 ONNX_HINT = ("ONNX export needs the ONNX converters: pip install 'mlaas4hep[onnx]' (onnx, "
              "onnxruntime, tf2onnx, onnxscript, skl2onnx, onnxmltools)")
+
+
+def fit_with_validation_passes(adapter: Any, paired: PairedBatches, validation: Batches,
+                               n_features: int, why: str, **options: Any) -> None:
+    """Streamed training validated by a pass of its own each epoch (``adapter.fit_stream``),
+    for a model that cannot be copied to validate during the next epoch (``why``)."""
+    log.info("validation reads the files again each epoch: %s", why)
+    adapter.fit_stream(lambda: (part for part, _ in paired()), validation, n_features,
+                       **options)
 
 
 def features(X: np.ndarray, mask: np.ndarray | None, wants_mask: bool) -> Features:

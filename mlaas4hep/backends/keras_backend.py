@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,12 +19,11 @@ from .common import (
     Features,
     PairedBatches,
     declares_mask,
+    fit_with_validation_passes,
     import_library,
     n_events,
     with_suffix,
 )
-
-log = logging.getLogger("mlaas4hep")
 
 
 def import_keras() -> Any:
@@ -123,11 +121,10 @@ class KerasModel:
         try:
             deferred = _deferred_validation(self.model, on_epoch)
         except Exception as exc:  # Keras raises several types for models it cannot clone
-            log.info("validation reads the files again each epoch: the model cannot be "
-                     "cloned (%s)", describe(exc))
-            self.fit_stream(lambda: (part for part, _ in paired()), validation, n_features,
-                            epochs=epochs, batch_size=batch_size, on_epoch=on_epoch,
-                            events=events)
+            fit_with_validation_passes(
+                self, paired, validation, n_features, f"Keras cannot clone the model "
+                f"({describe(exc)})", epochs=epochs, batch_size=batch_size, on_epoch=on_epoch,
+                events=events)
             return
         x = tf.TensorSpec((None, n_features), tf.float32)
         signature = ((x, x) if self.wants_mask else x, tf.TensorSpec((None,), tf.float32))

@@ -13,7 +13,6 @@ saved models are moved back to the CPU first, so they load anywhere.
 from __future__ import annotations
 
 import inspect
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from .common import (
     PairedBatches,
     declares_mask,
     epoch_record,
+    fit_with_validation_passes,
     import_library,
     minibatches,
     n_events,
@@ -37,8 +37,6 @@ from .common import (
     take,
     with_suffix,
 )
-
-log = logging.getLogger("mlaas4hep")
 
 
 def import_torch() -> Any:
@@ -208,11 +206,10 @@ class TorchModel:
         try:
             copy.deepcopy(self.model)
         except Exception as exc:  # torch raises several types for modules it cannot copy
-            log.info("validation reads the files again each epoch: the module cannot be "
-                     "copied (%s)", describe(exc))
-            self.fit_stream(lambda: (part for part, _ in paired()), validation, n_features,
-                            epochs=epochs, batch_size=batch_size, on_epoch=on_epoch,
-                            events=events)
+            fit_with_validation_passes(
+                self, paired, validation, n_features, f"the module cannot be copied "
+                f"({describe(exc)})", epochs=epochs, batch_size=batch_size, on_epoch=on_epoch,
+                events=events)
             return
         waiting: tuple[int, Any, Any] | None = None
         """(epoch, its training labels and scores, a copy of the module at its end)."""
