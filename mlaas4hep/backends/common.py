@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, describe
 from ..tasks import Task
 
 log = logging.getLogger("mlaas4hep")
@@ -37,13 +37,20 @@ ONNX_HINT = ("ONNX export needs the ONNX converters: pip install 'mlaas4hep[onnx
              "onnxruntime, tf2onnx, onnxscript, skl2onnx, onnxmltools)")
 
 
-def fit_with_validation_passes(adapter: Any, paired: PairedBatches, validation: Batches,
-                               n_features: int, why: str, **options: Any) -> None:
-    """Streamed training validated by a pass of its own each epoch (``adapter.fit_stream``),
-    for a model that cannot be copied to validate during the next epoch (``why``)."""
-    log.info("validation reads the files again each epoch: %s", why)
+def copy_or_validation_passes(make_copy: Callable[[], Any], adapter: Any,
+                               paired: PairedBatches, validation: Batches, n_features: int,
+                               **options: Any) -> Any | None:
+    """``make_copy()`` (the copy of a model that validates during the next epoch), or, for a
+    model that cannot be copied, None after streamed training validated by a pass of its own
+    each epoch (``adapter.fit_stream`` with ``options``)."""
+    try:
+        return make_copy()
+    except Exception as exc:  # the libraries raise several types for what they cannot copy
+        log.info("validation reads the files again each epoch: the model cannot be copied "
+                 "(%s)", describe(exc))
     adapter.fit_stream(lambda: (part for part, _ in paired()), validation, n_features,
                        **options)
+    return None
 
 
 def features(X: np.ndarray, mask: np.ndarray | None, wants_mask: bool) -> Features:

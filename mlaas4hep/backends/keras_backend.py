@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError, describe
+from ..errors import UserError
 from ..tasks import Task
 from .common import (
     ONNX_HINT,
@@ -18,8 +18,8 @@ from .common import (
     EpochReport,
     Features,
     PairedBatches,
+    copy_or_validation_passes,
     declares_mask,
-    fit_with_validation_passes,
     import_library,
     n_events,
     with_suffix,
@@ -118,13 +118,10 @@ class KerasModel:
         subclassed model) is validated by a pass of its own each epoch (:meth:`fit_stream`)."""
         import tensorflow as tf
 
-        try:
-            deferred = _deferred_validation(self.model, on_epoch)
-        except Exception as exc:  # Keras raises several types for models it cannot clone
-            fit_with_validation_passes(
-                self, paired, validation, n_features, f"Keras cannot clone the model "
-                f"({describe(exc)})", epochs=epochs, batch_size=batch_size, on_epoch=on_epoch,
-                events=events)
+        deferred = copy_or_validation_passes(
+            lambda: _deferred_validation(self.model, on_epoch), self, paired, validation,
+            n_features, epochs=epochs, batch_size=batch_size, on_epoch=on_epoch, events=events)
+        if deferred is None:
             return
         x = tf.TensorSpec((None, n_features), tf.float32)
         signature = ((x, x) if self.wants_mask else x, tf.TensorSpec((None,), tf.float32))

@@ -27,9 +27,9 @@ from .common import (
     EpochReport,
     Features,
     PairedBatches,
+    copy_or_validation_passes,
     declares_mask,
     epoch_record,
-    fit_with_validation_passes,
     import_library,
     minibatches,
     n_events,
@@ -203,13 +203,10 @@ class TorchModel:
         validated by a pass of its own each epoch (:meth:`fit_stream`)."""
         import copy
 
-        try:
-            copy.deepcopy(self.model)
-        except Exception as exc:  # torch raises several types for modules it cannot copy
-            fit_with_validation_passes(
-                self, paired, validation, n_features, f"the module cannot be copied "
-                f"({describe(exc)})", epochs=epochs, batch_size=batch_size, on_epoch=on_epoch,
-                events=events)
+        if copy_or_validation_passes(lambda: copy.deepcopy(self.model), self, paired,
+                                     validation, n_features, epochs=epochs,
+                                     batch_size=batch_size, on_epoch=on_epoch,
+                                     events=events) is None:
             return
         waiting: tuple[int, Any, Any] | None = None
         """(epoch, its training labels and scores, a copy of the module at its end)."""
