@@ -169,7 +169,8 @@ def summarise_chunk(chunk: RawChunk, inputs: list[str], n_files: int) -> SpecsPa
     branches: dict[str, BranchSpec] = {}
     passing = chunk.rows()  # positions in the columns of the events that passed the cuts
     train_rows = chunk.rows(np.flatnonzero(chunk.split == TRAIN))
-    train: np.ndarray | None = None  # the same as a mask over the columns' events
+    train = np.zeros(len(chunk.columns[inputs[0]]), dtype=bool)  # the same, as a mask
+    train[train_rows] = True
     for name in inputs:
         column = chunk.columns[name]
         kind = {1: "flat", 2: "jagged"}.get(_depth(column))
@@ -185,9 +186,6 @@ def summarise_chunk(chunk: RawChunk, inputs: list[str], n_files: int) -> SpecsPa
                 counts = counts[passing]
             if len(counts):
                 spec.max_len = int(counts.max())
-            if train is None:
-                train = np.zeros(len(column), dtype=bool)
-                train[train_rows] = True
             spec.add(jagged_parts(select_events(column, train))[1])
     counts = []
     for i in range(n_files):

@@ -74,44 +74,56 @@ def train(adapter: Any, data: Dataset, specs: Specs, params: Params,
                                on_epoch=lambda logs, k=k: record(logs, chunk=k))
             if stopping():
                 break
-    elif (hasattr(adapter, "fit_stream_one_pass") and params.validation_fraction > 0
-          and sum(f["validation"] for f in specs.files)):
-        passes = itertools.count()
-        events = (sum(f["train"] for f in specs.files), sum(f["validation"] for f in specs.files))
-        adapter.fit_stream_one_pass(
-            lambda: _paired_parts(data, specs, params, adapter.wants_mask, next(passes)),
-            lambda: _parts(data, specs, params, VALIDATION, adapter.wants_mask,
-                           shuffle_pass=None),
-            specs.n_features, epochs=params.epochs, batch_size=params.batch_size,
-            on_epoch=record, events=events)
     else:
         passes = itertools.count()  # each pass over the training split is shuffled anew
-        events = {name: sum(f[name] for f in specs.files) for name in ("train", "validation")}
-        adapter.fit_stream(
-            lambda: _parts(data, specs, params, TRAIN, adapter.wants_mask,
-                           shuffle_pass=next(passes)),
-            (lambda: _parts(data, specs, params, VALIDATION, adapter.wants_mask,
-                            shuffle_pass=None))
-            if params.validation_fraction > 0 and events["validation"] else None,
-            specs.n_features, epochs=params.epochs, batch_size=params.batch_size,
-            on_epoch=record, events=(events["train"], events["validation"]))
+        events = (sum(f["train"] for f in specs.files), sum(f["validation"] for f in specs.files))
+        options = {"epochs": params.epochs, "batch_size": params.batch_size,
+                   "on_epoch": record, "events": events}
+
+        def training() -> Iterator[tuple[Features, np.ndarray]]:
+            return _parts(data, specs, params, TRAIN, adapter.wants_mask,
+                          shuffle_pass=next(passes))
+
+        def validation() -> Iterator[tuple[Features, np.ndarray]]:
+            return _parts(data, specs, params, VALIDATION, adapter.wants_mask,
+                          shuffle_pass=None)
+
+        validated = params.validation_fraction > 0 and events[1] > 0
+        if validated and hasattr(adapter, "fit_stream_one_pass"):  # one read per epoch
+            adapter.fit_stream_one_pass(
+                lambda: _paired_parts(data, specs, params, adapter.wants_mask, next(passes)),
+                validation, specs.n_features, **options)
+        else:
+            adapter.fit_stream(training, validation if validated else None, specs.n_features,
+                               **options)
     if stopping():
         log.warning("training stopped on request after %d epoch record(s) of %d", len(history),
                     steps)
     return history
 
 
+def _shuffle(params: Params, shuffle_pass: int | None) -> list[int] | None:
+    """The seed of a pass's shuffle within each chunk (None: not shuffled)."""
+    return [params.seed, shuffle_pass] if shuffle_pass is not None and params.shuffle else None
+
+
+def _inputs(chunk: Chunk, split: int, wants_mask: bool, shuffle: list[int] | None = None,
+            ) -> tuple[Features, np.ndarray]:
+    """(inputs, y as float32) of one split of a chunk."""
+    X, mask, y = chunk.part(split, with_mask=wants_mask, shuffle=shuffle)
+    return features(X, mask, wants_mask), y.astype(np.float32)
+
+
 def _parts(data: Dataset, specs: Specs, params: Params, split: int, wants_mask: bool,
            shuffle_pass: int | None) -> Iterator[tuple[Features, np.ndarray]]:
     """(inputs, y) of one split for each chunk; reshuffled within the chunk per pass when
     asked (the adapters cut them into mini-batches)."""
-    shuffle = ([params.seed, shuffle_pass] if shuffle_pass is not None and params.shuffle
-               else None)
+    shuffle = _shuffle(params, shuffle_pass)
     for chunk in data.chunks(specs, desc="training" if split == TRAIN else "validation",
                              prefetch=True, split=split):
-        X, mask, y = chunk.part(split, with_mask=wants_mask, shuffle=shuffle)
-        if len(y):
-            yield features(X, mask, wants_mask), y.astype(np.float32)
+        part = _inputs(chunk, split, wants_mask, shuffle)
+        if len(part[1]):
+            yield part
 
 
 def _paired_parts(data: Dataset, specs: Specs, params: Params, wants_mask: bool,
@@ -119,12 +131,9 @@ def _paired_parts(data: Dataset, specs: Specs, params: Params, wants_mask: bool,
                                                        tuple[Features, np.ndarray]]]:
     """((inputs, y) training, (inputs, y) validation) for each chunk, from one read: the
     training events in the same order as :func:`_parts` gives them."""
-    shuffle = [params.seed, shuffle_pass] if params.shuffle else None
+    shuffle = _shuffle(params, shuffle_pass)
     for chunk in data.chunks(specs, desc="training", prefetch=True):
-        X, mask, y = chunk.part(TRAIN, with_mask=wants_mask, shuffle=shuffle)
-        Xv, mask_v, yv = chunk.part(VALIDATION, with_mask=wants_mask)
-        yield ((features(X, mask, wants_mask), y.astype(np.float32)),
-               (features(Xv, mask_v, wants_mask), yv.astype(np.float32)))
+        yield _inputs(chunk, TRAIN, wants_mask, shuffle), _inputs(chunk, VALIDATION, wants_mask)
 
 
 def predict_split(adapter: Any, data: Dataset, specs: Specs, split: int = TEST,
