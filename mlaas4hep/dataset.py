@@ -35,6 +35,9 @@ from .stream import ChunkPlan, EventStream, RawChunk
 
 log = logging.getLogger("mlaas4hep")
 
+Splits = int | tuple[int, ...] | None
+"""The events a prepared chunk holds: one split's (its code), several splits', or all (None)."""
+
 
 @dataclass
 class Chunk:
@@ -42,8 +45,9 @@ class Chunk:
 
     X: np.ndarray
     """float32 (events x features), normalised, 0 where masked."""
-    mask: np.ndarray
-    """uint8, same shape as X: 1 = real value, 0 = padding or non-finite."""
+    mask: np.ndarray | None
+    """uint8, same shape as X: 1 = real value, 0 = padding or non-finite (None when
+    prepared without it)."""
     y: np.ndarray
     """What is learned: the integer label per event, or the target value (regression)."""
     split: np.ndarray
@@ -60,13 +64,16 @@ class Chunk:
         rows = np.flatnonzero(self.split == code)
         if shuffle is not None:
             rows = np.random.default_rng([*shuffle, len(rows)]).permutation(rows)
-        return self.X[rows], self.mask[rows] if with_mask else None, self.y[rows]
+        if not with_mask:
+            return self.X[rows], None, self.y[rows]
+        assert self.mask is not None, "chunk prepared without its mask"
+        return self.X[rows], self.mask[rows], self.y[rows]
 
     @property
     def nbytes(self) -> int:
         """Memory held by the arrays."""
-        return (self.X.nbytes + self.mask.nbytes + self.y.nbytes + self.split.nbytes
-                + self.label.nbytes)
+        arrays = (self.X, self.mask, self.y, self.split, self.label)
+        return sum(a.nbytes for a in arrays if a is not None)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -181,17 +188,20 @@ class Dataset:
         """Names of the input matrix columns."""
         return feature_names(specs.inputs, specs.widths)
 
-    def prepare(self, raw: RawChunk, specs: Specs, split: int | None = None) -> Chunk:
-        """Flatten, normalise and (if asked) shuffle one chunk; with ``split``, only the
-        events of that split, in the order the whole chunk's ``part(split)`` gives them."""
+    def prepare(self, raw: RawChunk, specs: Specs, split: Splits = None, *,
+                with_mask: bool = True) -> Chunk:
+        """Flatten, normalise and (if asked) shuffle one chunk; with ``split`` (a split code
+        or several), only the events of that split, in the order the whole chunk's
+        ``part(split)`` gives them."""
         normalise = Normaliser(self.params.normalisation, specs.stats())
         n = len(raw.labels)
         rows = (np.random.default_rng([self.params.seed, raw.index]).permutation(n)
                 if self.params.shuffle else None)
         if split is not None:
-            rows = (np.flatnonzero(raw.split == split) if rows is None
-                    else rows[raw.split[rows] == split])
-        X, mask = to_matrix(raw.columns, specs.inputs, specs.widths, normalise, raw.rows(rows))
+            chosen = np.isin(raw.split if rows is None else raw.split[rows], split)
+            rows = np.flatnonzero(chosen) if rows is None else rows[chosen]
+        X, mask = to_matrix(raw.columns, specs.inputs, specs.widths, normalise, raw.rows(rows),
+                            with_mask=with_mask)
         y = self._target(raw) if self.params.target else raw.labels
         read = sum(raw.read_per_file.values())
         if rows is None:
@@ -207,7 +217,7 @@ class Dataset:
         return (value if events is None else value[events]).astype(np.float32)
 
     def chunks(self, specs: Specs, *, desc: str = "reading", prefetch: bool = False,
-               split: int | None = None) -> Iterator[Chunk]:
+               split: Splits = None) -> Iterator[Chunk]:
         """Training-ready chunks, or with ``split`` only that split's events of each (less to
         prepare); kept in memory, within ``cache_mb`` in all, for later passes.
 
@@ -236,32 +246,51 @@ class Dataset:
             self._cache[split] = cache
             self._cached_bytes += held
 
-    def _prepared(self, specs: Specs, prefetch: bool, split: int | None) -> Iterator[Chunk]:
-        if self._executor is None:
-            return (self.prepare(raw, specs, split) for raw in self.stream)
+    def _prepared(self, specs: Specs, prefetch: bool, split: Splits) -> Iterator[Chunk]:
+        chunks = (c for c in self.prepared_passes(specs, [split]) if c is not None)
         if prefetch:
-            return prefetched(self._prepared_ahead(specs, split), name="mlaas4hep-prefetch")
-        return self._prepared_ahead(specs, split)
+            return prefetched(chunks, name="mlaas4hep-prefetch")
+        return chunks
 
-    def _prepared_ahead(self, specs: Specs, split: int | None) -> Iterator[Chunk]:
-        """Chunks in order, each cut and prepared on the decompression threads while the next
-        ones are read (at most ``threads`` chunks in flight)."""
-        assert self._executor is not None
-        ahead: deque[Future[Chunk]] = deque()
+    def prepared_passes(self, specs: Specs, splits: Sequence[Splits], *,
+                        with_mask: bool = True) -> Iterator[Chunk | None]:
+        """Prepared chunks of one pass per entry of ``splits`` (the split(s) it prepares,
+        None: every event), None after each pass; nothing is cached. With ``threads`` other
+        than 1, chunks are cut and prepared on the decompression threads while the next ones
+        are read (at most ``threads`` in flight), and a pass's reading starts as soon as the
+        one before has been read, before its last chunks are prepared."""
 
-        def prepare(raw: RawChunk) -> Chunk:
-            return self.prepare(self.stream.cut(raw), specs, split)
+        def prepare(raw: RawChunk, split: Splits) -> Chunk:
+            return self.prepare(self.stream.cut(raw), specs, split, with_mask=with_mask)
 
+        if self._executor is None:
+            for split in splits:
+                yield from (prepare(raw, split) for raw in self.stream.reads())
+                yield None
+            return
+        ahead: deque[Future[Chunk] | None] = deque()
         try:
-            for raw in self.stream.reads():
-                ahead.append(self._executor.submit(prepare, raw))
-                if len(ahead) >= self._threads:
-                    yield ahead.popleft().result()
+            for split in splits:
+                for raw in self.stream.reads():
+                    ahead.append(self._executor.submit(prepare, raw, split))
+                    while ahead and (ahead[0] is None or len(ahead) >= self._threads):
+                        done = ahead.popleft()
+                        yield None if done is None else done.result()
+                ahead.append(None)
             while ahead:
-                yield ahead.popleft().result()
+                done = ahead.popleft()
+                yield None if done is None else done.result()
         finally:
             for future in ahead:
-                future.cancel()
+                if future is not None:
+                    future.cancel()
+
+    def fits_cache(self, specs: Specs) -> bool:
+        """True when every prepared chunk (all events, with masks) fits in what is left of
+        ``cache_mb``: a first pass keeps them all for the next ones."""
+        per_event = 5 * specs.n_features + 1 + 2 * np.dtype(np.int64).itemsize
+        budget = self.params.cache_mb * 2**20 - self._cached_bytes
+        return specs.events * per_event <= budget
 
     def split_counts(self, specs: Specs) -> dict[str, dict[str, int]]:
         """Events per split and label, from the specs."""

@@ -173,20 +173,32 @@ def events_of(columns: dict[str, Any], start: int, stop: int) -> dict[str, Any]:
 
 
 @numba.njit(cache=True, nogil=True)
-def _fill(X: np.ndarray, mask: np.ndarray, offsets: np.ndarray, values: np.ndarray,
-          events: np.ndarray, out: np.ndarray, col: int, width: int, offset: np.float32,
-          scale: np.float32) -> None:  # pragma: no cover (compiled)
-    """Row ``out[i]`` from ``col``: the first ``width`` values of event ``events[i]``,
-    normalised as :meth:`Normaliser.__call__` does (float32), where finite."""
+def _fill(X: np.ndarray, mask: np.ndarray, flat: np.ndarray, flat_cols: np.ndarray,
+          offsets: np.ndarray, content: np.ndarray, widths: np.ndarray, jagged_cols: np.ndarray,
+          events: np.ndarray, out: np.ndarray, with_mask: bool) -> None:  # pragma: no cover
+    """Row ``out[i]`` of X from event ``events[i]``, one whole row at a time: flat column
+    ``f`` from ``flat[f]`` into ``flat_cols[f]``, jagged column ``c`` from its numbers
+    ``content[offsets[c, e]:offsets[c, e + 1]]`` (the first ``widths[c]`` of them) from
+    ``jagged_cols[c]`` on; values already normalised, written where finite (and marked in
+    ``mask`` when ``with_mask``). Compiled."""
     for i in range(len(events)):
-        start = offsets[events[i]]
-        n = min(offsets[events[i] + 1] - start, width)
-        row = out[i]
-        for j in range(n):
-            v = (np.float32(values[start + j]) - offset) * scale
+        event, row = events[i], out[i]
+        for f in range(len(flat_cols)):
+            v = flat[f, event]
             if np.isfinite(v):
-                X[row, col + j] = v
-                mask[row, col + j] = 1
+                X[row, flat_cols[f]] = v
+                if with_mask:
+                    mask[row, flat_cols[f]] = 1
+        for c in range(len(jagged_cols)):
+            start = offsets[c, event]
+            n = min(offsets[c, event + 1] - start, widths[c])
+            col = jagged_cols[c]
+            for j in range(n):
+                v = content[start + j]
+                if np.isfinite(v):
+                    X[row, col + j] = v
+                    if with_mask:
+                        mask[row, col + j] = 1
 
 
 class Normaliser:
@@ -210,66 +222,82 @@ class Normaliser:
 
     def __call__(self, name: str, values: np.ndarray) -> np.ndarray:
         """Normalised float32 copy of ``values``; NaN/inf stay non-finite."""
+        out = np.empty(np.shape(values), dtype=np.float32)
+        self.into(out, name, values)
+        return out
+
+    def into(self, out: np.ndarray, name: str, values: np.ndarray) -> None:
+        """Write ``values`` of branch ``name`` normalised into ``out`` (float32, same shape):
+        each value as float32, minus the offset, times the scale."""
         offset, scale = self.constants(name)
-        out = values.astype(np.float32)
+        out[...] = values
         out -= offset
         out *= scale
-        return out
 
 
 def to_matrix(columns: dict[str, Any], inputs: list[str], widths: dict[str, int | None],
-              normalise: Normaliser, events: np.ndarray | None = None
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """Build the (events x features) input matrix and its mask from ``columns``.
+              normalise: Normaliser, events: np.ndarray | None = None, *,
+              with_mask: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Build the (events x features) input matrix and its mask (None unless ``with_mask``)
+    from ``columns``.
 
     ``widths[name]`` is None for flat branches and the padded length for jagged
     ones. With ``events`` (indices into the columns), output row ``i`` holds event
-    ``events[i]``: a selection, a permutation or both. Padding and normalisation of
-    jagged branches run in one compiled (numba) loop over the offsets, through the
-    events in file order (sequential reads), each written straight into its row.
+    ``events[i]``: a selection, a permutation or both. Each branch's numbers are
+    normalised in one vectorised step; padding runs in one compiled (numba) loop
+    through the events in file order (sequential reads), each event's whole row
+    written at once.
     """
     if events is None:
-        return _filled(columns, inputs, widths, normalise, None, None)
+        return _filled(columns, inputs, widths, normalise, None, None, with_mask)
     events = np.asarray(events, dtype=np.int64)
     if np.all(events[1:] > events[:-1]):
-        return _filled(columns, inputs, widths, normalise, events, None)
+        return _filled(columns, inputs, widths, normalise, events, None, with_mask)
     order = np.argsort(events, kind="stable")
-    return _filled(columns, inputs, widths, normalise, events[order], order)
+    return _filled(columns, inputs, widths, normalise, events[order], order, with_mask)
 
 
 def _filled(columns: dict[str, Any], inputs: list[str], widths: dict[str, int | None],
             normalise: Normaliser, rows: np.ndarray | None, out: np.ndarray | None,
-            ) -> tuple[np.ndarray, np.ndarray]:
+            with_mask: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`to_matrix` of the events ``rows`` (increasing; None: all), event ``rows[i]``
     in output row ``out[i]`` (None: row ``i``)."""
-    every = np.arange(len(columns[inputs[0]])) if rows is None else rows
+    n_events = len(columns[inputs[0]])
+    every = np.arange(n_events) if rows is None else rows
     where = np.arange(len(every)) if out is None else out
-    n_features = sum(1 if w is None else w for w in (widths[name] for name in inputs))
-    X = np.zeros((len(every), n_features), dtype=np.float32)
-    mask = np.zeros((len(every), n_features), dtype=np.uint8)
-    col = 0
-    for name in inputs:
-        column, width = columns[name], widths[name]
-        if width is None:
-            flat = np.asarray(column)
-            values = normalise(name, flat if rows is None else flat[rows])
-            finite = np.isfinite(values)
-            X[where, col] = np.where(finite, values, 0)
-            mask[where, col] = finite
-            col += 1
-            continue
-        offsets, content = _offsets_and_content(column)
-        _fill(X, mask, offsets, content, every, where, col, width, *normalise.constants(name))
-        col += width
-    return X, mask
+    sizes = [1 if widths[n] is None else widths[n] for n in inputs]
+    first_col = dict(zip(inputs, np.cumsum([0, *sizes]), strict=False))
+    flat_names = [n for n in inputs if widths[n] is None]
+    jagged_names = [n for n in inputs if widths[n] is not None]
+    flat = np.empty((len(flat_names), n_events), dtype=np.float32)
+    for values, name in zip(flat, flat_names, strict=True):
+        normalise.into(values, name, np.asarray(columns[name]))
+    offsets, content = _normalised_lists(columns, jagged_names, normalise)
+    X = np.zeros((len(every), sum(sizes)), dtype=np.float32)
+    mask = np.zeros(X.shape if with_mask else (0, 0), dtype=np.uint8)
+    _fill(X, mask, flat, np.array([first_col[n] for n in flat_names], dtype=np.int64),
+          offsets, content, np.array([widths[n] for n in jagged_names], dtype=np.int64),
+          np.array([first_col[n] for n in jagged_names], dtype=np.int64), every, where,
+          with_mask)
+    return X, mask if with_mask else None
 
 
-def _offsets_and_content(column: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Offsets (int64, may start above 0) into the contents of a jagged column, no copy
-    where the column is :class:`Jagged` already."""
-    if isinstance(column, Jagged):
-        return column.offsets.astype(np.int64, copy=False), column.content
-    return jagged_offsets(column)
+def _normalised_lists(columns: dict[str, Any], names: list[str], normalise: Normaliser,
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """The jagged columns ``names`` as one float32 array of their normalised numbers, one
+    after the other, and the offsets of each column's events into it (a row per column)."""
+    offsets = np.empty((len(names), len(columns[names[0]]) + 1 if names else 1),
+                       dtype=np.int64)
+    contents, base = [], 0
+    for row, name in zip(offsets, names, strict=True):
+        column_offsets, numbers = jagged_offsets(columns[name])
+        np.add(column_offsets, base, out=row)
+        contents.append(numbers)
+        base += len(numbers)
+    content = np.empty(base, dtype=np.float32)
+    for row, name, numbers in zip(offsets, names, contents, strict=True):
+        normalise.into(content[row[0]:row[0] + len(numbers)], name, numbers)
+    return offsets, content
 
 
 def feature_names(inputs: list[str], widths: dict[str, int | None]) -> list[str]:

@@ -12,6 +12,7 @@ import numpy as np
 from .backends.common import Features, features
 from .config import Params
 from .dataset import Chunk, Dataset
+from .passes import PassReader
 from .specs import Specs
 from .split import SPLIT_NAMES, TEST, TRAIN, VALIDATION
 
@@ -80,22 +81,28 @@ def train(adapter: Any, data: Dataset, specs: Specs, params: Params,
         options = {"epochs": params.epochs, "batch_size": params.batch_size,
                    "on_epoch": record, "events": events}
 
-        def training() -> Iterator[tuple[Features, np.ndarray]]:
-            return _parts(data, specs, params, TRAIN, adapter.wants_mask,
-                          shuffle_pass=next(passes))
-
-        def validation() -> Iterator[tuple[Features, np.ndarray]]:
-            return _parts(data, specs, params, VALIDATION, adapter.wants_mask,
-                          shuffle_pass=None)
+        def chunks(split: int) -> Iterator[Chunk]:
+            return data.chunks(specs, desc=SPLIT_NAMES[split], prefetch=True, split=split)
 
         validated = params.validation_fraction > 0 and events[1] > 0
-        if validated and hasattr(adapter, "fit_stream_one_pass"):  # one read per epoch
-            adapter.fit_stream_one_pass(
-                lambda: _paired_parts(data, specs, params, adapter.wants_mask, next(passes)),
-                validation, specs.n_features, **options)
+        if validated and hasattr(adapter, "fit_stream_one_pass") and adapter.copyable():
+            # one read per epoch
+            both = (TRAIN, VALIDATION)
+            with PassReader(data, specs, [both] * params.epochs + [VALIDATION],
+                            with_mask=adapter.wants_mask) as reader:
+                adapter.fit_stream_one_pass(
+                    lambda: _paired_parts(reader.next(both), params, adapter.wants_mask,
+                                          next(passes)),
+                    lambda: _parts(reader.next(VALIDATION), params, VALIDATION,
+                                   adapter.wants_mask, shuffle_pass=None),
+                    specs.n_features, **options)
         else:
-            adapter.fit_stream(training, validation if validated else None, specs.n_features,
-                               **options)
+            adapter.fit_stream(
+                lambda: _parts(chunks(TRAIN), params, TRAIN, adapter.wants_mask,
+                               shuffle_pass=next(passes)),
+                (lambda: _parts(chunks(VALIDATION), params, VALIDATION, adapter.wants_mask,
+                                shuffle_pass=None)) if validated else None,
+                specs.n_features, **options)
     if stopping():
         log.warning("training stopped on request after %d epoch record(s) of %d", len(history),
                     steps)
@@ -114,25 +121,24 @@ def _inputs(chunk: Chunk, split: int, wants_mask: bool, shuffle: list[int] | Non
     return features(X, mask, wants_mask), y.astype(np.float32)
 
 
-def _parts(data: Dataset, specs: Specs, params: Params, split: int, wants_mask: bool,
+def _parts(chunks: Iterator[Chunk], params: Params, split: int, wants_mask: bool,
            shuffle_pass: int | None) -> Iterator[tuple[Features, np.ndarray]]:
     """(inputs, y) of one split for each chunk; reshuffled within the chunk per pass when
     asked (the adapters cut them into mini-batches)."""
     shuffle = _shuffle(params, shuffle_pass)
-    for chunk in data.chunks(specs, desc="training" if split == TRAIN else "validation",
-                             prefetch=True, split=split):
+    for chunk in chunks:
         part = _inputs(chunk, split, wants_mask, shuffle)
         if len(part[1]):
             yield part
 
 
-def _paired_parts(data: Dataset, specs: Specs, params: Params, wants_mask: bool,
+def _paired_parts(chunks: Iterator[Chunk], params: Params, wants_mask: bool,
                   shuffle_pass: int) -> Iterator[tuple[tuple[Features, np.ndarray],
                                                        tuple[Features, np.ndarray]]]:
     """((inputs, y) training, (inputs, y) validation) for each chunk, from one read: the
     training events in the same order as :func:`_parts` gives them."""
     shuffle = _shuffle(params, shuffle_pass)
-    for chunk in data.chunks(specs, desc="training", prefetch=True):
+    for chunk in chunks:
         yield _inputs(chunk, TRAIN, wants_mask, shuffle), _inputs(chunk, VALIDATION, wants_mask)
 
 

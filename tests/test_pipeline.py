@@ -128,6 +128,9 @@ def test_to_matrix_truncates_masks_non_finite_and_shuffles_rows() -> None:
     Xs, masks = to_matrix(columns, ["x", "y", "f"], widths, same, order)
     np.testing.assert_array_equal(Xs, X[order])
     np.testing.assert_array_equal(masks, mask[order])
+    X_alone, no_mask = to_matrix(columns, ["x", "y", "f"], widths, same, order, with_mask=False)
+    np.testing.assert_array_equal(X_alone, Xs)
+    assert no_mask is None
     # slices of a larger array (as read-ahead buffers give) pad the same way
     sliced = {"x": ak.Array([[9.0], [1.0, np.nan, 3.0], [], [4.0], [8.0, 8.0]])[1:4],
               "y": ak.Array([[1.0], [10.0, 20.0, 30.0], [], [40.0], [2.0]])[1:4],

@@ -37,20 +37,17 @@ ONNX_HINT = ("ONNX export needs the ONNX converters: pip install 'mlaas4hep[onnx
              "onnxruntime, tf2onnx, onnxscript, skl2onnx, onnxmltools)")
 
 
-def copy_or_validation_passes(make_copy: Callable[[], Any], adapter: Any,
-                               paired: PairedBatches, validation: Batches, n_features: int,
-                               **options: Any) -> Any | None:
-    """``make_copy()`` (the copy of a model that validates during the next epoch), or, for a
-    model that cannot be copied, None after streamed training validated by a pass of its own
-    each epoch (``adapter.fit_stream`` with ``options``)."""
+def copyable(make_copy: Callable[[], Any]) -> bool:
+    """True when ``make_copy()`` works (the copy of a model that validates during the next
+    epoch); for a model that cannot be copied, the log says that validation reads the files
+    again each epoch."""
     try:
-        return make_copy()
+        make_copy()
     except Exception as exc:  # the libraries raise several types for what they cannot copy
         log.info("validation reads the files again each epoch: the model cannot be copied "
                  "(%s)", describe(exc))
-    adapter.fit_stream(lambda: (part for part, _ in paired()), validation, n_features,
-                       **options)
-    return None
+        return False
+    return True
 
 
 def features(X: np.ndarray, mask: np.ndarray | None, wants_mask: bool) -> Features:

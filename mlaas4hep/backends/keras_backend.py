@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from .common import (
     EpochReport,
     Features,
     PairedBatches,
-    copy_or_validation_passes,
+    copyable,
     declares_mask,
     import_library,
     n_events,
@@ -107,6 +108,11 @@ class KerasModel:
                        validation_steps=steps(events[1]) if validation else None,
                        callbacks=[_epoch_callback(on_epoch)])
 
+    def copyable(self) -> bool:
+        """True when the model can have the twin of :meth:`fit_stream_one_pass` (Keras can
+        clone it)."""
+        return copyable(lambda: _deferred_validation(self.model, lambda logs: None))
+
     def fit_stream_one_pass(self, paired: PairedBatches, validation: Batches, n_features: int,
                             *, epochs: int, batch_size: int, on_epoch: EpochReport,
                             events: tuple[int, int]) -> None:
@@ -114,26 +120,26 @@ class KerasModel:
         weights at the end of epoch k are copied into a twin model, which is checked on the
         validation events read for epoch k+1, between its training steps (the same events and
         metrics as Keras's own validation), so epoch k is reported at the end of epoch k+1;
-        the last epoch's validation is a pass of its own. A model Keras cannot clone (a
-        subclassed model) is validated by a pass of its own each epoch (:meth:`fit_stream`)."""
+        the last epoch's validation is a pass of its own. The model must be
+        :meth:`copyable` (Keras cannot clone a subclassed model). One ``fit`` and one
+        tf.data pipeline run through all epochs (pass k is epoch k)."""
         import tensorflow as tf
 
-        deferred = copy_or_validation_passes(
-            lambda: _deferred_validation(self.model, on_epoch), self, paired, validation,
-            n_features, epochs=epochs, batch_size=batch_size, on_epoch=on_epoch, events=events)
-        if deferred is None:
-            return
+        deferred = _deferred_validation(self.model, on_epoch)
         x = tf.TensorSpec((None, n_features), tf.float32)
         signature = ((x, x) if self.wants_mask else x, tf.TensorSpec((None,), tf.float32))
+        pass_numbers = itertools.count()
 
         def training() -> Iterator[tuple[Features, np.ndarray]]:
-            """One pass: training parts, the validation parts handed to the twin; the last
-            training part only once every validation part is handed over, so the epoch cannot
-            end before its validation events are all there."""
-            parts = deferred.new_pass()
+            """One pass: training parts, the validation parts handed to the twin (from the
+            second pass on); the last training part only once every validation part is
+            handed over, so the epoch cannot end before its validation events are all
+            there."""
+            number = next(pass_numbers)
+            parts = deferred.parts_of(number)
             held = None
             for train_part, validation_part in paired():
-                if deferred.waiting is not None and len(validation_part[1]):
+                if number > 0 and len(validation_part[1]):
                     parts.append(validation_part)
                 if len(train_part[1]):
                     if held is not None:
@@ -142,14 +148,11 @@ class KerasModel:
             if held is not None:
                 yield held
 
-        for epoch in range(epochs):
-            chunks = tf.data.Dataset.from_generator(training, output_signature=signature)
-            self.model.fit(chunks.rebatch(batch_size).prefetch(tf.data.AUTOTUNE),
-                           initial_epoch=epoch, epochs=epoch + 1, verbose=0, shuffle=False,
-                           steps_per_epoch=max(1, -(-events[0] // batch_size)),
-                           class_weight=self.class_weight, callbacks=[deferred])
-            if self.model.stop_training:
-                break
+        chunks = tf.data.Dataset.from_generator(training, output_signature=signature)
+        self.model.fit(chunks.rebatch(batch_size).repeat(epochs).prefetch(tf.data.AUTOTUNE),
+                       epochs=epochs, verbose=0, shuffle=False,
+                       steps_per_epoch=max(1, -(-events[0] // batch_size)),
+                       class_weight=self.class_weight, callbacks=[deferred])
         deferred.finish(validation)
 
     def predict(self, X: Features, batch_size: int = 4096) -> np.ndarray:
@@ -212,8 +215,8 @@ def _epoch_callback(on_epoch: EpochReport) -> Any:
 
 class _DeferredValidation:
     """The callback of :meth:`KerasModel.fit_stream_one_pass` (mixed into a Keras callback by
-    :func:`_deferred_validation`): the twin model, the validation parts of the current pass
-    waiting for it, and the epoch whose weights it holds, waiting for its validation."""
+    :func:`_deferred_validation`): the twin model, the validation parts of each pass waiting
+    for it, and the epoch whose weights it holds, waiting for its validation."""
 
     def __init__(self, model: Any, on_epoch: EpochReport):
         super().__init__()
@@ -221,17 +224,18 @@ class _DeferredValidation:
         self.twin = keras.models.clone_model(model)
         self.twin.compile_from_config(model.get_compile_config())
         self.on_epoch = on_epoch
-        self.parts: collections.deque = collections.deque()
+        self.parts: dict[int, collections.deque] = collections.defaultdict(collections.deque)
+        """Validation parts by pass (pass k is read for epoch k: the next pass may start
+        while an epoch ends)."""
+        self.epoch = 0
         self.waiting: tuple[int, dict] | None = None
         """(epoch, training logs) of the epoch whose weights the twin holds."""
         self.checked: dict = {}
         """The twin's metrics over the validation parts checked since it got the weights."""
 
-    def new_pass(self) -> collections.deque:
-        """Where a pass that starts now hands its validation parts (a pass Keras started and
-        dropped, to look at the data, leaves its parts behind)."""
-        self.parts = collections.deque()
-        return self.parts
+    def parts_of(self, number: int) -> collections.deque:
+        """Where pass ``number`` hands its validation parts."""
+        return self.parts[number]
 
     def _check(self, X: Features, y: np.ndarray) -> None:
         """Add one validation part to the twin's metrics (Keras's test step, as
@@ -241,8 +245,14 @@ class _DeferredValidation:
         self.checked = {k: float(v) for k, v in logs.items()}
 
     def _drain(self) -> None:
-        while self.parts:
-            self._check(*self.parts.popleft())
+        if self.waiting is None:
+            return
+        parts = self.parts[self.epoch]
+        while parts:
+            self._check(*parts.popleft())
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self._drain()
@@ -252,6 +262,7 @@ class _DeferredValidation:
             self._drain()
             if self._report():
                 self.model.stop_training = True
+        self.parts.pop(epoch, None)
         self.waiting = (epoch, {k: float(v) for k, v in (logs or {}).items()})
         self.twin.set_weights(self.model.get_weights())
         self.twin.reset_metrics()

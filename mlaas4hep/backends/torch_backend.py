@@ -27,7 +27,7 @@ from .common import (
     EpochReport,
     Features,
     PairedBatches,
-    copy_or_validation_passes,
+    copyable,
     declares_mask,
     epoch_record,
     import_library,
@@ -193,21 +193,22 @@ class TorchModel:
             if on_epoch(epoch_record(self.task, epoch, seen, checked)):
                 return
 
+    def copyable(self) -> bool:
+        """True when the module can be copied (for :meth:`fit_stream_one_pass`)."""
+        import copy
+
+        return copyable(lambda: copy.deepcopy(self.model))
+
     def fit_stream_one_pass(self, paired: PairedBatches, validation: Batches, n_features: int,
                             *, epochs: int, batch_size: int, on_epoch: EpochReport,
                             events: tuple[int, int] = (0, 0)) -> None:
         """As :meth:`fit_stream` with validation, reading the files once per epoch: a copy of
         the module made at the end of epoch k is checked on the validation events read for
         epoch k+1, between its mini-batches, so epoch k is reported at the end of epoch k+1;
-        the last epoch's validation is a pass of its own. A module that cannot be copied is
-        validated by a pass of its own each epoch (:meth:`fit_stream`)."""
+        the last epoch's validation is a pass of its own. The module must be
+        :meth:`copyable`."""
         import copy
 
-        if copy_or_validation_passes(lambda: copy.deepcopy(self.model), self, paired,
-                                     validation, n_features, epochs=epochs,
-                                     batch_size=batch_size, on_epoch=on_epoch,
-                                     events=events) is None:
-            return
         waiting: tuple[int, Any, Any] | None = None
         """(epoch, its training labels and scores, a copy of the module at its end)."""
         for epoch in range(epochs):
