@@ -9,7 +9,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := python3-venv xrootd-server xrootd-scitokens-plugins openssl ca-certificates iproute2 util-linux chromium docker.io debootstrap
+APT_PACKAGES := python3-venv xrootd-server xrootd-scitokens-plugins openssl ca-certificates iproute2 util-linux chromium docker.io debootstrap wrk
 DEMO_EVENTS ?= 100000
 DEV_STATE := .hub-dev
 

@@ -174,7 +174,8 @@ def _model_services(cfg: dict[str, Any], discovery: dict[str, Any]) -> list[dict
     inference = [*_service_command(cfg, discovery, "inference_service",
                                    services["inference_port"]),
                  f"--models-dir={data / 'models'}",
-                 f"--max-upload-mb={services['max_upload_mb']}", *homes]
+                 f"--max-upload-mb={services['max_upload_mb']}",
+                 f"--processes={services['inference_processes']}", *homes]
     if docker and spawner["docker"]["data_path"]:
         inference.append(f"--data-dir={spawner['docker']['data_path']}")
     submit = [*_service_command(cfg, discovery, "submit_service", services["submit_port"]),

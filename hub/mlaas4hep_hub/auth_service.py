@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     app = make_app(os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/auth/"), validator,
                    HubAPI(api_url, token), HubAuth(api_token=token, api_url=api_url),
                    args.token_ttl)
-    serve(app, args.port)
+    serve(lambda: app, args.port)
 
 
 if __name__ == "__main__":

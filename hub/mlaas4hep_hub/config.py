@@ -129,6 +129,8 @@ SCHEMA: dict[str, Any] = _section("MLaaS4HEP Hub configuration", {
         "idle_timeout": _int("stop servers idle this many seconds (0: never)", 3600, 0),
         "inference_port": _int("loopback port of the inference service "
                                "(/services/inference/)", 10102, 1),
+        "inference_processes": _int("processes of the inference service, each serving on "
+                                    "its own core (0: one per core)", 0, 0),
         "submit_port": _int("loopback port of the submit service (/services/submit/)",
                             10103, 1),
         "data_dir": _str("folder for published models and submitted jobs; default: "

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,10 +46,13 @@ INLINE_BYTES = 64 * 1024
 
 
 def load_bundle(folder: Path) -> Any:
-    """Load a model bundle (the heavy imports happen on first use)."""
+    """Load a model bundle (the heavy imports happen on first use). What is alive then (the
+    libraries, the models) is left out of later garbage collections, which stay short."""
     from mlaas4hep.services.bundle import ModelBundle
 
-    return ModelBundle(folder)
+    bundle = ModelBundle(folder)
+    gc.freeze()
+    return bundle
 
 
 class InferenceHandler(ServiceHandler):
@@ -258,14 +263,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--home-template", default="", help="users' homes, for ROOT files "
                         "named by a relative path ({username} is replaced)")
     parser.add_argument("--data-dir", default="", help="a shared data folder")
+    parser.add_argument("--processes", type=int, default=1, help="processes serving "
+                        "requests on the one port, each on its own core (0: one per core); "
+                        "each loads the models it is asked for")
     args = parser.parse_args(argv)
     limit = args.max_upload_mb * 2**20
-    store = ModelStore(args.models_dir, load_bundle, max_upload_bytes=limit)
-    app = service_app("/services/inference/", ROUTES, validator=validator_from(args),
-                      store=store, batcher=Batcher(), started=time.time(),
-                      home_of=home_finder(args.home_template),
-                      data_dir=Path(args.data_dir) if args.data_dir else None)
-    serve(app, args.port, max_body_size=limit)
+    secret = os.urandom(32)  # the same OAuth cookie secret in every process
+
+    def make_app() -> web.Application:
+        return service_app(
+            "/services/inference/", ROUTES, cookie_secret=secret,
+            validator=validator_from(args), batcher=Batcher(), started=time.time(),
+            store=ModelStore(args.models_dir, load_bundle, max_upload_bytes=limit),
+            home_of=home_finder(args.home_template),
+            data_dir=Path(args.data_dir) if args.data_dir else None)
+
+    serve(make_app, args.port, max_body_size=limit,
+          processes=args.processes or os.cpu_count() or 1)
 
 
 if __name__ == "__main__":

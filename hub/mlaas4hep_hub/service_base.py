@@ -76,14 +76,16 @@ class ServiceHandler(HubOAuthenticated, BaseHandler):
             super().check_xsrf_cookie()
 
 
-def service_app(default_prefix: str, routes: list[tuple[str, Any]], **settings: Any
-                ) -> web.Application:
+def service_app(default_prefix: str, routes: list[tuple[str, Any]], *,
+                cookie_secret: bytes | None = None, **settings: Any) -> web.Application:
     """A tornado app for a hub service: ``routes`` (paths relative to the prefix) plus the
-    OAuth callback, with HubOAuth from the hub's JUPYTERHUB_* variables."""
+    OAuth callback, with HubOAuth from the hub's JUPYTERHUB_* variables. The OAuth cookies
+    are signed with ``cookie_secret`` (the same in every process of a service; default: a
+    new random one)."""
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", default_prefix)
     hub_auth = HubOAuth(api_token=os.environ["JUPYTERHUB_API_TOKEN"], cache_max_age=60)
     handlers = [(url_path_join(prefix, path) if path else prefix.rstrip("/") + "/?", handler)
                 for path, handler in routes]
     handlers.append((url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler))
     return web.Application(handlers, hub_auth=hub_auth,
-                           cookie_secret=os.urandom(32), **settings)
+                           cookie_secret=cookie_secret or os.urandom(32), **settings)

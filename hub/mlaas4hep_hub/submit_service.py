@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     jobs = JobStore(args.jobs_dir, runner, workdir=home_finder(args.home_template),
                     limits=Limits(args.max_memory, args.max_cpus, args.gpu))
     app = service_app("/services/submit/", ROUTES, validator=validator_from(args), jobs=jobs)
-    serve(app, args.port)
+    serve(lambda: app, args.port)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,9 @@ from .common import (
     with_suffix,
 )
 
+BATCHES_AHEAD = 8
+"""Mini-batches kept ready for a streamed Keras training."""
+
 
 def import_keras() -> Any:
     """Import Keras with TensorFlow logging quiet, or say how to install it."""
@@ -90,23 +93,33 @@ class KerasModel:
         events per pass). One tf.data pipeline runs through all epochs: each pass asks for
         the chunks anew, tf.data cuts them into mini-batches and keeps the next ones ready,
         across epoch ends too."""
-        import tensorflow as tf
-
-        x = tf.TensorSpec((None, n_features), tf.float32)
-        signature = ((x, x) if self.wants_mask else x, tf.TensorSpec((None,), tf.float32))
-
-        def dataset(make: Batches) -> Any:
-            chunks = tf.data.Dataset.from_generator(make, output_signature=signature)
-            return chunks.rebatch(batch_size).repeat().prefetch(tf.data.AUTOTUNE)
 
         def steps(n: int) -> int:
             return max(1, -(-n // batch_size))
 
-        self.model.fit(dataset(train), epochs=epochs, verbose=0, shuffle=False,
-                       steps_per_epoch=steps(events[0]), class_weight=self.class_weight,
-                       validation_data=dataset(validation) if validation else None,
+        self.model.fit(self._batches(train, n_features, batch_size), epochs=epochs, verbose=0,
+                       shuffle=False, steps_per_epoch=steps(events[0]),
+                       class_weight=self.class_weight,
+                       validation_data=(self._batches(validation, n_features, batch_size)
+                                        if validation else None),
                        validation_steps=steps(events[1]) if validation else None,
                        callbacks=[_epoch_callback(on_epoch)])
+
+    def _batches(self, make: Batches, n_features: int, batch_size: int,
+                 passes: int | None = None) -> Any:
+        """A tf.data pipeline of the mini-batches of the parts ``make()`` gives, pass after
+        pass (``passes``, None: no end), the next ones kept ready, across pass ends too.
+        tf.data's autotuning is off: tearing its threads down at the end of ``fit`` could
+        take seconds."""
+        import tensorflow as tf
+
+        x = tf.TensorSpec((None, n_features), tf.float32)
+        signature = ((x, x) if self.wants_mask else x, tf.TensorSpec((None,), tf.float32))
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        chunks = tf.data.Dataset.from_generator(make, output_signature=signature)
+        return (chunks.rebatch(batch_size).repeat(passes).prefetch(BATCHES_AHEAD)
+                .with_options(options))
 
     def copyable(self) -> bool:
         """True when the model can have the twin of :meth:`fit_stream_one_pass` (Keras can
@@ -123,11 +136,7 @@ class KerasModel:
         the last epoch's validation is a pass of its own. The model must be
         :meth:`copyable` (Keras cannot clone a subclassed model). One ``fit`` and one
         tf.data pipeline run through all epochs (pass k is epoch k)."""
-        import tensorflow as tf
-
         deferred = _deferred_validation(self.model, on_epoch)
-        x = tf.TensorSpec((None, n_features), tf.float32)
-        signature = ((x, x) if self.wants_mask else x, tf.TensorSpec((None,), tf.float32))
         pass_numbers = itertools.count()
 
         def training() -> Iterator[tuple[Features, np.ndarray]]:
@@ -148,8 +157,7 @@ class KerasModel:
             if held is not None:
                 yield held
 
-        chunks = tf.data.Dataset.from_generator(training, output_signature=signature)
-        self.model.fit(chunks.rebatch(batch_size).repeat(epochs).prefetch(tf.data.AUTOTUNE),
+        self.model.fit(self._batches(training, n_features, batch_size, epochs),
                        epochs=epochs, verbose=0, shuffle=False,
                        steps_per_epoch=max(1, -(-events[0] // batch_size)),
                        class_weight=self.class_weight, callbacks=[deferred])

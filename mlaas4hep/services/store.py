@@ -12,6 +12,8 @@ process or another) is never served from the cache.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -20,7 +22,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +94,7 @@ class ModelStore:
                     "published": time.time()}
             (staging / MARKER).write_text(json.dumps(info))
             old = target.parent / f".{name}.old-{uuid.uuid4().hex}"
-            with self._lock:
+            with self._swapping(), self._lock:
                 if target.exists():
                     os.rename(target, old)
                 os.rename(staging, target)
@@ -100,6 +102,14 @@ class ModelStore:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return info
+
+    @contextlib.contextmanager
+    def _swapping(self) -> Iterator[None]:
+        """Held while a model folder is replaced or removed, by one thread of one process
+        (the inference service may run several processes on the same folders)."""
+        with open(self.root / ".lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
 
     def get(self, user: str, model: str) -> Any:
         """The loaded bundle of ``model`` (cached while its upload is unchanged)."""
@@ -162,7 +172,7 @@ class ModelStore:
         self._upload(target, model)
         self._check_owner(user, namespace, name, target)
         trash = target.parent / f".{name}.deleted-{uuid.uuid4().hex}"
-        with self._lock:
+        with self._swapping(), self._lock:
             os.rename(target, trash)
             for stale in [k for k in self._cache if k[0] == str(target)]:
                 del self._cache[stale]
