@@ -220,15 +220,9 @@ class Normaliser:
         """(offset, scale) of ``name`` in float32: normalised = (value - offset) * scale."""
         return np.float32(self.offset[name]), np.float32(self.scale[name])
 
-    def __call__(self, name: str, values: np.ndarray) -> np.ndarray:
-        """Normalised float32 copy of ``values``; NaN/inf stay non-finite."""
-        out = np.empty(np.shape(values), dtype=np.float32)
-        self.into(out, name, values)
-        return out
-
     def into(self, out: np.ndarray, name: str, values: np.ndarray) -> None:
         """Write ``values`` of branch ``name`` normalised into ``out`` (float32, same shape):
-        each value as float32, minus the offset, times the scale."""
+        each value as float32, minus the offset, times the scale; NaN/inf stay non-finite."""
         offset, scale = self.constants(name)
         out[...] = values
         out -= offset
