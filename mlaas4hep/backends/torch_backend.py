@@ -12,6 +12,7 @@ saved models are moved back to the CPU first, so they load anywhere.
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Iterator
 from pathlib import Path
@@ -195,8 +196,6 @@ class TorchModel:
 
     def copyable(self) -> bool:
         """True when the module can be copied (for :meth:`fit_stream_one_pass`)."""
-        import copy
-
         return copyable(lambda: copy.deepcopy(self.model))
 
     def fit_stream_one_pass(self, paired: PairedBatches, validation: Batches, n_features: int,
@@ -207,8 +206,6 @@ class TorchModel:
         epoch k+1, between its mini-batches, so epoch k is reported at the end of epoch k+1;
         the last epoch's validation is a pass of its own. The module must be
         :meth:`copyable`."""
-        import copy
-
         waiting: tuple[int, Any, Any] | None = None
         """(epoch, its training labels and scores, a copy of the module at its end)."""
         for epoch in range(epochs):
