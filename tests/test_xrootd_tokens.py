@@ -86,16 +86,20 @@ def user_env(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> P
     return token_file
 
 
-def inputs(folder: Path, area: str, redirector: str) -> list[str]:
-    """Options naming store.txt (/store/<area>/ paths), labels.txt and params.json."""
+def inputs(folder: Path, area: str, redirector: str, **params: object) -> list[str]:
+    """Options naming store.txt (/store/<area>/ paths), labels.txt and params.json (one
+    epoch unless ``params`` say otherwise)."""
     (folder / "store.txt").write_text(f"/store/{area}/signal.root\n/store/{area}/background.root\n")
-    edit_json(folder / "params.json", redirector=redirector, epochs=1, chunk_size=4000)
+    edit_json(folder / "params.json", **{"redirector": redirector, "epochs": 1,
+                                         "chunk_size": 4000, **params})
     return [f"--files={folder / 'store.txt'}", f"--labels={folder / 'labels.txt'}",
             f"--params={folder / 'params.json'}"]
 
 
-def seed_command(folder: Path, area: str, redirector: str, out: str) -> list[str]:
-    return ["workflow", *inputs(folder, area, redirector), f"--model={folder / 'model.py'}",
+def seed_command(folder: Path, area: str, redirector: str, out: str, **params: object
+                 ) -> list[str]:
+    return ["workflow", *inputs(folder, area, redirector, **params),
+            f"--model={folder / 'model.py'}",
             f"--preproc={folder / 'preproc.json'}",
             f"--out-dir={folder / out}"]
 
@@ -186,11 +190,10 @@ def test_runs_outlive_their_token_with_the_file_refreshed(
     first = login_tokens(store.idp.issuer, CLIENT, "alice", "alice-pass")
     write_private(user_env, first["access_token"] + "\n")
     started = time.monotonic()
-    keeper = Keeper(store, user_env, first, every=4)
+    keeper = Keeper(store, user_env, first, every=1)  # more often than a run takes
     keeper.start()
     try:
-        edit_json(workdir / "params.json", epochs=3)
-        assert main(seed_command(workdir, "cms", store.server.url, "run1")) == 0
+        assert main(seed_command(workdir, "cms", store.server.url, "run1", epochs=3)) == 0
         ended = time.monotonic()
         assert any(started < t < ended for t in keeper.written), "no refresh during the run"
         # The first token has expired, and the storage keeps a token's rights for at most
