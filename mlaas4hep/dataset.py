@@ -75,6 +75,12 @@ class Chunk:
         arrays = (self.X, self.mask, self.y, self.split, self.label)
         return sum(a.nbytes for a in arrays if a is not None)
 
+    @staticmethod
+    def event_bytes(n_features: int, *, with_mask: bool = True) -> int:
+        """Memory per event of a prepared chunk, before it is prepared: X (float32), the mask
+        (uint8), y (int64 labels; float32 targets take less), split (uint8), label (int64)."""
+        return (4 + with_mask) * n_features + 8 + 1 + 8
+
     def __len__(self) -> int:
         return len(self.y)
 
@@ -269,17 +275,21 @@ class Dataset:
                 yield None
             return
         ahead: deque[Future[Chunk] | None] = deque()
+        """Chunks in preparation, in order, with None at each pass's end."""
+
+        def finished(keep: int) -> Iterator[Chunk | None]:
+            """The chunks (and pass ends) ahead of the last ``keep`` in preparation."""
+            while ahead and (ahead[0] is None or len(ahead) > keep):
+                done = ahead.popleft()
+                yield None if done is None else done.result()
+
         try:
             for split in splits:
                 for raw in self.stream.reads():
                     ahead.append(self._executor.submit(prepare, raw, split))
-                    while ahead and (ahead[0] is None or len(ahead) >= self._threads):
-                        done = ahead.popleft()
-                        yield None if done is None else done.result()
+                    yield from finished(keep=self._threads - 1)
                 ahead.append(None)
-            while ahead:
-                done = ahead.popleft()
-                yield None if done is None else done.result()
+            yield from finished(keep=0)
         finally:
             for future in ahead:
                 if future is not None:
@@ -288,9 +298,8 @@ class Dataset:
     def fits_cache(self, specs: Specs) -> bool:
         """True when every prepared chunk (all events, with masks) fits in what is left of
         ``cache_mb``: a first pass keeps them all for the next ones."""
-        per_event = 5 * specs.n_features + 1 + 2 * np.dtype(np.int64).itemsize
         budget = self.params.cache_mb * 2**20 - self._cached_bytes
-        return specs.events * per_event <= budget
+        return specs.events * Chunk.event_bytes(specs.n_features) <= budget
 
     def split_counts(self, specs: Specs) -> dict[str, dict[str, int]]:
         """Events per split and label, from the specs."""

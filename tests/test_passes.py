@@ -105,3 +105,14 @@ def test_passes_come_from_the_cache_when_every_chunk_fits(samples: Path, reads: 
         assert len(reads) == 1
         assert_same_events(passes[1], passes[0], TRAIN)
         assert_same_events(passes[2], passes[0], VALIDATION)
+
+
+def test_the_cache_estimate_is_the_memory_the_prepared_chunks_hold(samples: Path) -> None:
+    """:meth:`Dataset.fits_cache` decides before reading, from ``Chunk.event_bytes``."""
+    with open_samples(samples, cache_mb=0) as data:
+        specs = data.specs()
+        for with_mask in (True, False):
+            chunks = [c for c in data.prepared_passes(specs, [None], with_mask=with_mask) if c]
+            assert sum(len(c) for c in chunks) == specs.events
+            assert (sum(c.nbytes for c in chunks)
+                    == specs.events * Chunk.event_bytes(specs.n_features, with_mask=with_mask))

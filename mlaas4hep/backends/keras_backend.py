@@ -145,7 +145,7 @@ class KerasModel:
             handed over, so the epoch cannot end before its validation events are all
             there."""
             number = next(pass_numbers)
-            parts = deferred.parts_of(number)
+            parts = deferred.parts[number]
             held = None
             for train_part, validation_part in paired():
                 if number > 0 and len(validation_part[1]):
@@ -240,10 +240,6 @@ class _DeferredValidation:
         """(epoch, training logs) of the epoch whose weights the twin holds."""
         self.checked: dict = {}
         """The twin's metrics over the validation parts checked since it got the weights."""
-
-    def parts_of(self, number: int) -> collections.deque:
-        """Where pass ``number`` hands its validation parts."""
-        return self.parts[number]
 
     def _check(self, X: Features, y: np.ndarray) -> None:
         """Add one validation part to the twin's metrics (Keras's test step, as
