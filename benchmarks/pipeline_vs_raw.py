@@ -148,8 +148,9 @@ def peak_rss_mb(files: Path, labels: Path, nevts: int, chunk_size: int, work: Pa
 def keras_epochs(files: Path, labels: Path, base: dict, repeat: int, epochs: int = 4) -> dict:
     """Median time per epoch (a whole training of ``epochs`` epochs over them) of a small
     Keras MLP fed by the stream (no cache; and with the default cache), and on the same events
-    held in memory; the three trainings take turns ``repeat`` times, so a change of machine
-    load hits them alike."""
+    held in memory. The three trainings take turns ``repeat`` times (streamed, in memory,
+    streamed with the cache), so a change of machine load hits them alike; the ratio is the
+    median of each round's streamed / in-memory (two trainings run one after the other)."""
 
     from mlaas4hep.backends import adapter_for
     from mlaas4hep.backends.common import seed_everything
@@ -181,10 +182,12 @@ def keras_epochs(files: Path, labels: Path, base: dict, repeat: int, epochs: int
         return epoch_seconds(lambda hook: model.fit_arrays(
             X, y, (Xv, yv), epochs=epochs, batch_size=base["batch_size"], on_epoch=hook))
 
-    rounds = [(streamed_epoch(0), streamed_epoch(1024), in_memory_epoch())
+    rounds = [(streamed_epoch(0), in_memory_epoch(), streamed_epoch(1024))
               for _ in range(repeat)]
-    stream_s, cached_s, memory_s = (statistics.median(r) for r in zip(*rounds, strict=True))
-    return {"streamed_s": stream_s, "in_memory_s": memory_s, "ratio": stream_s / memory_s,
+    stream_s, memory_s, cached_s = (statistics.median(r) for r in zip(*rounds, strict=True))
+    ratios = [streamed / memory for streamed, memory, _ in rounds]
+    return {"streamed_s": stream_s, "in_memory_s": memory_s,
+            "ratio": statistics.median(ratios), "round_ratios": ratios,
             "streamed_cache_1024mb_s": cached_s, "train_events": len(y),
             "batch_size": base["batch_size"]}
 
@@ -212,7 +215,8 @@ def report(result: dict) -> list[tuple[str, float, float, bool]]:
     print(f"Keras epoch ({keras['train_events']} training events, batch {keras['batch_size']}):"
           f" streamed {keras['streamed_s']:.2f} s, in memory {keras['in_memory_s']:.2f} s; "
           f"streamed with the default cache_mb (1024, chunks kept after the first epoch) "
-          f"{keras['streamed_cache_1024mb_s']:.2f} s")
+          f"{keras['streamed_cache_1024mb_s']:.2f} s; streamed / in memory in each round: "
+          + " ".join(f"{r:.2f}" for r in keras["round_ratios"]))
     worst = {name: min(r[name] / r["raw_read"] for r in columns.values())
              for name in ("chunks", "chunks_parallel")}
     values = [worst["chunks"], worst["chunks_parallel"],
