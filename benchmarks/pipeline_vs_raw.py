@@ -5,7 +5,9 @@
 
 Generates paper-shaped samples (22 flat + 52 jagged branches, zlib; signal and
 background, ``--events`` each) unless ``--files``/``--labels`` are given, then
-measures, each the median of ``--repeat`` runs, all on the same files:
+measures, each the median of ``--repeat`` rounds, all on the same files (in each
+round the steps compared run one after another, and each ratio is the median of
+the rounds' ratios, so a change of machine speed between rounds cancels):
 
 - raw read: ``uproot.iterate`` over the branches the pipeline reads, one thread,
   with uproot's default zlib (the reference every ratio is taken against); and
@@ -50,7 +52,7 @@ from gpu_training import cuda_available, torch_epochs
 from gpu_training import report as gpu_report
 
 from mlaas4hep.dataset import Dataset
-from mlaas4hep.decompression import zlib_library
+from mlaas4hep.decompression import use_fast_zlib, zlib_library
 
 PAPER_EVENTS_PER_S = {"none": 1250.0, "flat": 1250.0, "jagged": 125.0, "new_branch": 125.0,
                       "mixed": 125.0}
@@ -85,49 +87,60 @@ TARGETS = {
 }
 
 
-def median_seconds(run: Callable[[], object], repeat: int) -> float:
-    """Median wall time of ``repeat`` calls, after one untimed warm-up call."""
-    run()  # warm-up: page cache, compiled kernels
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
+def in_turns(steps: dict[str, Callable[[], object]], events: int, repeat: int
+             ) -> dict[str, list[float]]:
+    """Events/s of each step in each of ``repeat`` rounds, the steps run one after another in
+    every round (after one untimed warm-up run of each: page cache, compiled kernels), so a
+    change of machine speed hits the steps of a round alike."""
+    for run in steps.values():
         run()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    rates: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeat):
+        for name, run in steps.items():
+            t0 = time.perf_counter()
+            run()
+            rates[name].append(events / (time.perf_counter() - t0))
+    return rates
 
 
 def throughput(files: Path, labels: Path, base: dict, repeat: int) -> dict:
-    """Events/s of the raw read, the specs pass and chunk creation per cut column."""
+    """Events/s of the raw read, the specs pass and chunk creation per cut column (medians
+    of the rounds), and each step's ratio to the raw read (median of the rounds' ratios)."""
     out: dict = {"columns": {}}
+    library = use_fast_zlib()  # what the pipeline inflates with (Dataset.open sets it too)
     for column, preproc in CUTS.items():
-        with open_dataset(files, labels, {**base, "threads": 1}, preproc) as data:
+        with open_dataset(files, labels, {**base, "threads": 1}, preproc) as data, \
+                open_dataset(files, labels, {**base, "threads": 0}, preproc) as parallel:
             branches, n = data.selection.read, data.plan.total
             specs = data.specs()
 
-            def raw(data: Dataset = data, branches: list[str] = branches) -> None:
+            def read(data: Dataset = data, branches: list[str] = branches) -> None:
                 for source in data.inputs:
                     for _ in uproot.iterate(f"{source.path}:{data.params.branch}", branches,
                                             step_size=data.params.chunk_size):
                         pass
 
-            def chunks(data: Dataset = data, specs: object = specs) -> None:
-                for _ in data.chunks(specs):
-                    pass
+            def raw() -> None:
+                zlib_library("zlib")  # the reference: uproot as installed, its default zlib
+                try:
+                    read()
+                finally:
+                    zlib_library(library)
 
-            library = zlib_library()
-            zlib_library("zlib")  # the reference: uproot as installed, its default zlib
-            raw_s = median_seconds(raw, repeat)
-            zlib_library(library)
-            result = {"events": n, "branches_read": len(branches),
-                      "features": specs.n_features, "selected": specs.events,
-                      "raw_read": n / raw_s, "chunks": n / median_seconds(chunks, repeat)}
+            steps: dict[str, Callable[[], object]] = {
+                "raw_read": raw,
+                "chunks": lambda data=data, specs=specs: [None for _ in data.chunks(specs)],
+                "chunks_parallel": lambda data=parallel, specs=specs: [
+                    None for _ in data.chunks(specs)]}
             if column == "none":
-                result["zlib_library"] = library
-                result["raw_read_fast_zlib"] = n / median_seconds(raw, repeat)
-                result["specs_pass"] = n / median_seconds(data.specs, repeat)
-        with open_dataset(files, labels, {**base, "threads": 0}, preproc) as data:
-            result["chunks_parallel"] = n / median_seconds(
-                lambda data=data, specs=specs: [None for _ in data.chunks(specs)], repeat)
+                steps |= {"raw_read_fast_zlib": read, "specs_pass": data.specs}
+            rates = in_turns(steps, n, repeat)
+        result = {"events": n, "branches_read": len(branches), "features": specs.n_features,
+                  "selected": specs.events, "zlib_library": library,
+                  **{name: statistics.median(r) for name, r in rates.items()},
+                  "ratio": {name: statistics.median(a / b for a, b in
+                                                    zip(r, rates["raw_read"], strict=True))
+                            for name, r in rates.items()}}
         out["columns"][column] = result
     return out
 
@@ -200,15 +213,15 @@ def report(result: dict) -> list[tuple[str, float, float, bool]]:
           f"input columns; median of {result['repeat']}; {os.cpu_count()} cores")
     print(f"{'column':<12}{'step':<26}{'events/s':>11}{'/ raw':>8}{'x paper':>9}")
     for column, r in columns.items():
-        rows = [("raw read (1 thread)", r["raw_read"]), ("chunks (1 thread)", r["chunks"]),
-                ("chunks (parallel)", r["chunks_parallel"])]
+        steps = [("raw read (1 thread)", "raw_read"), ("chunks (1 thread)", "chunks"),
+                 ("chunks (parallel)", "chunks_parallel")]
         if "specs_pass" in r:
-            rows[1:1] = [(f"raw read, {r['zlib_library']} (1 thread)", r["raw_read_fast_zlib"]),
-                         ("specs pass (1 thread)", r["specs_pass"])]
-        for step, rate in rows:
-            paper = (f"{rate / PAPER_EVENTS_PER_S[column]:>9.0f}" if step.startswith("chunks")
-                     else "")
-            print(f"{column:<12}{step:<26}{rate:>11.0f}{rate / r['raw_read']:>8.2f}{paper}")
+            steps[1:1] = [(f"raw read, {r['zlib_library']} (1 thread)", "raw_read_fast_zlib"),
+                          ("specs pass (1 thread)", "specs_pass")]
+        for step, name in steps:
+            paper = (f"{r[name] / PAPER_EVENTS_PER_S[column]:>9.0f}"
+                     if name.startswith("chunks") else "")
+            print(f"{column:<12}{step:<26}{r[name]:>11.0f}{r['ratio'][name]:>8.2f}{paper}")
     rss, keras = result["rss_mb"], result["keras"]
     print(f"peak RSS: {rss['N']:.0f} MB at {rss['events'][0]} events, {rss['10N']:.0f} MB at "
           f"{rss['events'][1]} (chunk size {rss['chunk_size']})")
@@ -217,10 +230,10 @@ def report(result: dict) -> list[tuple[str, float, float, bool]]:
           f"streamed with the default cache_mb (1024, chunks kept after the first epoch) "
           f"{keras['streamed_cache_1024mb_s']:.2f} s; streamed / in memory in each round: "
           + " ".join(f"{r:.2f}" for r in keras["round_ratios"]))
-    worst = {name: min(r[name] / r["raw_read"] for r in columns.values())
+    worst = {name: min(r["ratio"][name] for r in columns.values())
              for name in ("chunks", "chunks_parallel")}
     values = [worst["chunks"], worst["chunks_parallel"],
-              columns["none"]["specs_pass"] / columns["none"]["raw_read"],
+              columns["none"]["ratio"]["specs_pass"],
               rss["10N"] / rss["N"], keras["ratio"]]
     rows = []
     for (target, limit), value in zip(TARGETS.items(), values, strict=True):
