@@ -93,16 +93,12 @@ class KerasModel:
         events per pass). One tf.data pipeline runs through all epochs: each pass asks for
         the chunks anew, tf.data cuts them into mini-batches and keeps the next ones ready,
         across epoch ends too."""
-
-        def steps(n: int) -> int:
-            return max(1, -(-n // batch_size))
-
         self.model.fit(self._batches(train, n_features, batch_size), epochs=epochs, verbose=0,
-                       shuffle=False, steps_per_epoch=steps(events[0]),
+                       shuffle=False, steps_per_epoch=_steps(events[0], batch_size),
                        class_weight=self.class_weight,
                        validation_data=(self._batches(validation, n_features, batch_size)
                                         if validation else None),
-                       validation_steps=steps(events[1]) if validation else None,
+                       validation_steps=_steps(events[1], batch_size) if validation else None,
                        callbacks=[_epoch_callback(on_epoch)])
 
     def _batches(self, make: Batches, n_features: int, batch_size: int,
@@ -159,7 +155,7 @@ class KerasModel:
 
         self.model.fit(self._batches(training, n_features, batch_size, epochs),
                        epochs=epochs, verbose=0, shuffle=False,
-                       steps_per_epoch=max(1, -(-events[0] // batch_size)),
+                       steps_per_epoch=_steps(events[0], batch_size),
                        class_weight=self.class_weight, callbacks=[deferred])
         deferred.finish(validation)
 
@@ -201,6 +197,11 @@ def _wants_mask(model: Any, where: str) -> bool:
         raise UserError(f"{where}: the Keras model has {n_inputs} input(s); it can take X, or "
                         "(X, mask) with two inputs of the same shape")
     return n_inputs == 2
+
+
+def _steps(events: int, batch_size: int) -> int:
+    """Mini-batches in a pass over ``events`` events (the last one may be smaller)."""
+    return max(1, -(-events // batch_size))
 
 
 def _keras_x(X: Features) -> Any:
