@@ -97,25 +97,33 @@ def run_dev(args: argparse.Namespace) -> int:
         load_config(config)
         env = {**os.environ, CONFIG_ENV: str(config)}
         jupyterhub = Path(sys.executable).parent / "jupyterhub"
+        # SIGINT and SIGTERM stop everything, also when started with SIGINT ignored (a
+        # background job, nohup): the hub, started after this, then takes SIGINT too
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _interrupt)
         hub = subprocess.Popen([str(jupyterhub), "-f", str(HUB_DIR / "jupyterhub_config.py")],
                                cwd=state, env=env)
-        signal.signal(signal.SIGTERM, _interrupt)
-        if not _wait_until_up(f"http://127.0.0.1:{args.port}/hub/api/", hub):
-            return hub.wait()
-        servers = (f"local user servers: {no_docker}" if no_docker
-                   else "user servers in Docker containers")
-        print(f"\nMLaaS4HEP Hub (dev mode) at http://127.0.0.1:{args.port}/  "
-              f"(dev IAM at {idp.issuer}; {servers}; SQLite in {state})")
-        print("Demo logins:")
-        for user, password, groups, role in DEMO_USERS:
-            print(f"  {user} / {password}   groups: {groups}   ({role})")
-        print("Ctrl-C stops everything.\n", flush=True)
         try:
+            if not _wait_until_up(f"http://127.0.0.1:{args.port}/hub/api/", hub):
+                return hub.wait()
+            _announce(args.port, idp.issuer, no_docker, state)
             return hub.wait()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM, while the hub starts or runs
             hub.send_signal(signal.SIGINT)
             hub.wait(timeout=30)
             return 0
+
+
+def _announce(port: int, issuer: str, no_docker: str | None, state: Path) -> None:
+    """Say where the dev hub is and who can log in."""
+    servers = (f"local user servers: {no_docker}" if no_docker
+               else "user servers in Docker containers")
+    print(f"\nMLaaS4HEP Hub (dev mode) at http://127.0.0.1:{port}/  "
+          f"(dev IAM at {issuer}; {servers}; SQLite in {state})")
+    print("Demo logins:")
+    for user, password, groups, role in DEMO_USERS:
+        print(f"  {user} / {password}   groups: {groups}   ({role})")
+    print("Ctrl-C stops everything.\n", flush=True)
 
 
 def _interrupt(signum: int, frame: Any) -> None:

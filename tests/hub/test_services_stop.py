@@ -1,6 +1,7 @@
 """The hub's services stop at once on SIGINT (how the hub stops them) and on SIGTERM
 (docker stop, systemd), even when started with SIGINT ignored (a background job); the
-processes an inference service forks stop with it."""
+processes an inference service forks stop with it; so does ``mlaas4hep-hub dev`` (``make
+up``) with the hub, the services and the dev IAM."""
 
 from __future__ import annotations
 
@@ -77,3 +78,51 @@ def test_service_stops_on_signal(tmp_path: Path, service: str, signum: int) -> N
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_dev_hub_stops_everything_on_signal(tmp_path: Path, signum: int) -> None:
+    """Started as a background job (SIGINT ignored): the hub it starts used to inherit the
+    'ignore', so SIGTERM left ``dev`` waiting 30 s and ending in a traceback."""
+    port = free_port()
+    command = [str(Path(sys.executable).parent / "mlaas4hep-hub"), "dev",
+               f"--state-dir={tmp_path / 'dev'}", f"--port={port}", f"--idp-port={free_port()}"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True, preexec_fn=ignore_sigint)
+    started: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/hub/api/", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"the dev hub did not answer on port {port} (exit {process.poll()})")
+        started += descendants(process.pid)
+        assert len(started) >= 3  # the dev IAM, JupyterHub, the proxy, the services
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=20)
+        assert process.returncode == 0, stderr
+        assert "Traceback" not in stderr
+        deadline = time.monotonic() + 10
+        while not all(ended(pid) for pid in started) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert all(ended(pid) for pid in started)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pid in started:  # what a failed stop left running (it holds ports)
+            if not ended(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid``."""
+    found = children(pid)
+    for child in list(found):
+        found += descendants(child)
+    return found
