@@ -32,6 +32,16 @@ def children(pid: int) -> list[int]:
     return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
+def all_end(pids: list[int], timeout: float = 10) -> bool:
+    """True once every process of ``pids`` has ended (False after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while not all(ended(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def ended(pid: int) -> bool:
     """True when process ``pid`` is gone (or a zombie waiting to be reaped)."""
     try:
@@ -70,10 +80,7 @@ def test_service_stops_on_signal(tmp_path: Path, service: str, signum: int) -> N
         assert len(forked) == (1 if "--processes=2" in service else 0)
         process.send_signal(signum)
         assert process.wait(timeout=10) == 0
-        deadline = time.monotonic() + 10
-        while not all(ended(pid) for pid in forked) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert all(ended(pid) for pid in forked)
+        assert all_end(forked)
     finally:
         if process.poll() is None:
             process.kill()
@@ -107,10 +114,7 @@ def test_dev_hub_stops_everything_on_signal(tmp_path: Path, signum: int) -> None
         _, stderr = process.communicate(timeout=20)
         assert process.returncode == 0, stderr
         assert "Traceback" not in stderr
-        deadline = time.monotonic() + 10
-        while not all(ended(pid) for pid in started) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert all(ended(pid) for pid in started)
+        assert all_end(started)
     finally:
         if process.poll() is None:
             process.kill()
