@@ -10,9 +10,10 @@ round the steps compared run one after another, and each ratio is the median of
 the rounds' ratios, so a change of machine speed between rounds cancels):
 
 - raw read: ``uproot.iterate`` over the branches the pipeline reads, one thread,
-  with uproot's default zlib (the reference every ratio is taken against); and
-  once more with the zlib library the pipeline uses (ISA-L where ``isal`` is
-  installed), to show how much of the gain is the decompressor's;
+  with uproot's defaults (zlib, fsspec reads: the reference every ratio is taken
+  against); and once more read as the pipeline reads (ISA-L where ``isal`` is
+  installed, ``pread`` of local files), to show how much of the gain is the
+  reading setup's;
 - the specs pass;
 - chunk creation (read + new branches + cuts + flatten + normalise into
   training-ready arrays) for each column of the paper's table: no cut, flat
@@ -53,6 +54,7 @@ from gpu_training import report as gpu_report
 
 from mlaas4hep.dataset import Dataset
 from mlaas4hep.decompression import use_fast_zlib, zlib_library
+from mlaas4hep.sources import LOCAL_READS
 
 PAPER_EVENTS_PER_S = {"none": 1250.0, "flat": 1250.0, "jagged": 125.0, "new_branch": 125.0,
                       "mixed": 125.0}
@@ -114,14 +116,15 @@ def throughput(files: Path, labels: Path, base: dict, repeat: int) -> dict:
             branches, n = data.selection.read, data.plan.total
             specs = data.specs()
 
-            def read(data: Dataset = data, branches: list[str] = branches) -> None:
+            def read(data: Dataset = data, branches: list[str] = branches,
+                     **options: object) -> None:
                 for source in data.inputs:
                     for _ in uproot.iterate(f"{source.path}:{data.params.branch}", branches,
-                                            step_size=data.params.chunk_size):
+                                            step_size=data.params.chunk_size, **options):
                         pass
 
             def raw() -> None:
-                zlib_library("zlib")  # the reference: uproot as installed, its default zlib
+                zlib_library("zlib")  # the reference: uproot as installed, its defaults
                 try:
                     read()
                 finally:
@@ -133,7 +136,8 @@ def throughput(files: Path, labels: Path, base: dict, repeat: int) -> dict:
                 "chunks_parallel": lambda data=parallel, specs=specs: [
                     None for _ in data.chunks(specs)]}
             if column == "none":
-                steps |= {"raw_read_fast_zlib": read, "specs_pass": data.specs}
+                steps |= {"raw_read_pipeline_io": lambda: read(**LOCAL_READS),
+                          "specs_pass": data.specs}
             rates = in_turns(steps, n, repeat)
         result = {"events": n, "branches_read": len(branches), "features": specs.n_features,
                   "selected": specs.events, "zlib_library": library,
@@ -216,7 +220,7 @@ def report(result: dict) -> list[tuple[str, float, float, bool]]:
         steps = [("raw read (1 thread)", "raw_read"), ("chunks (1 thread)", "chunks"),
                  ("chunks (parallel)", "chunks_parallel")]
         if "specs_pass" in r:
-            steps[1:1] = [(f"raw read, {r['zlib_library']} (1 thread)", "raw_read_fast_zlib"),
+            steps[1:1] = [(f"raw read, {r['zlib_library']}+pread", "raw_read_pipeline_io"),
                           ("specs pass (1 thread)", "specs_pass")]
         for step, name in steps:
             paper = (f"{r[name] / PAPER_EVENTS_PER_S[column]:>9.0f}"

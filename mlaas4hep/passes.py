@@ -6,7 +6,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 
 from .dataset import Chunk, Dataset, Splits
-from .prefetch import prefetched
+from .prefetch import Prefetched, prefetched
 from .progress import progress
 from .specs import Specs
 from .split import SPLIT_NAMES
@@ -22,9 +22,10 @@ class PassReader:
     When the chunks fit within ``cache_mb``, each pass is :meth:`Dataset.chunks` of every
     event (the first pass fills the cache, which serves the later ones and the test pass).
     Otherwise one background thread reads the planned passes one after another, a few
-    chunks ahead of the trainer: it starts reading a pass as soon as it has read the one
-    before, so a pass does not begin by waiting for the files' first basket clusters (for a
-    remote file, the round trips too). Asking for a pass other than the next planned one
+    chunks ahead of the trainer: it starts at once (the first chunks are read while the
+    model is set up) and starts reading a pass as soon as it has read the one before, so a
+    pass does not begin by waiting for the files' first basket clusters (for a remote file,
+    the round trips too). Asking for a pass other than the next planned one
     (training stopped early) drops what was read ahead and reads the pass asked for.
     """
 
@@ -35,9 +36,11 @@ class PassReader:
         self.with_mask = with_mask
         self.cached = data.fits_cache(specs)
         self._planned: deque[Splits] = deque(plan)
-        self._chunks: Iterator[Chunk | None] | None = None
+        self._chunks: Prefetched[Chunk | None] | None = None
         self._unfinished = False
         """True while a pass handed out has not been read to its end."""
+        if not self.cached:
+            self._read_planned()
 
     def __enter__(self) -> PassReader:
         return self
@@ -48,12 +51,12 @@ class PassReader:
     def close(self) -> None:
         """Stop reading ahead."""
         if self._chunks is not None:
-            self._chunks.close()  # type: ignore[attr-defined]
+            self._chunks.close()
             self._chunks = None
 
     def next(self, split: Splits) -> Iterator[Chunk]:
-        """The chunks of the next pass, holding the events of ``split`` (read once the
-        first one is asked for)."""
+        """The chunks of the next pass, holding the events of ``split`` (read ahead when it
+        is the next planned pass, else once the first one is asked for)."""
         desc = "training" if split is None or not isinstance(split, int) else SPLIT_NAMES[split]
         if self.cached:
             yield from self.data.chunks(self.specs, desc=desc, prefetch=True,
@@ -65,14 +68,17 @@ class PassReader:
         if not on_plan:  # this pass only
             self._planned = deque([split])
         if self._chunks is None:
-            self._chunks = prefetched(
-                self.data.prepared_passes(self.specs, list(self._planned),
-                                          with_mask=self.with_mask),
-                depth=PREPARED_AHEAD, name="mlaas4hep-passes")
+            self._read_planned()
         self._planned.popleft()
         self._unfinished = True
         yield from progress(self._one_pass(), total=self.data.plan.total, desc=desc,
                             enabled=self.data.params.verbose == 0, weight=lambda c: c.read)
+
+    def _read_planned(self) -> None:
+        """Start reading the planned passes in the background."""
+        self._chunks = prefetched(
+            self.data.prepared_passes(self.specs, list(self._planned), with_mask=self.with_mask),
+            depth=PREPARED_AHEAD, name="mlaas4hep-passes")
 
     def _one_pass(self) -> Iterator[Chunk]:
         assert self._chunks is not None

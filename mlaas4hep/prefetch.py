@@ -5,7 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -19,45 +19,67 @@ class _Failed:
         self.exc = exc
 
 
-def prefetched(items: Iterable[T], depth: int = 1, name: str = "prefetch") -> Iterator[T]:
-    """Yield ``items``, produced by a daemon thread at most ``depth`` items ahead.
+class Prefetched(Generic[T]):
+    """``items``, produced by a daemon thread at most ``depth`` items ahead, from the moment
+    this is made (the first item is on its way before anyone asks for it).
 
-    An exception raised while producing is raised here, at the item where it
-    happened. When the consumer stops early (``break``, an error, ``close()``),
-    the thread stops after the item it is producing.
+    An exception raised while producing is raised here, at the item where it happened.
+    :meth:`close` (also at the end, on an error, or when dropped) stops the thread after
+    the item it is producing.
     """
-    ready: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
 
-    def put(item: object) -> bool:
-        while not stop.is_set():
+    def __init__(self, items: Iterable[T], depth: int = 1, name: str = "prefetch"):
+        self._ready: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, args=(items,), name=name,
+                                        daemon=True)
+        self._thread.start()
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
             try:
-                ready.put(item, timeout=0.1)
+                self._ready.put(item, timeout=0.1)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def produce() -> None:
+    def _produce(self, items: Iterable[T]) -> None:
         try:
             for item in items:
-                if not put(item):
+                if not self._put(item):
                     return
         except BaseException as exc:  # handed to the consumer
-            put(_Failed(exc))
+            self._put(_Failed(exc))
             return
-        put(_DONE)
+        self._put(_DONE)
 
-    thread = threading.Thread(target=produce, name=name, daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = ready.get()
-            if item is _DONE:
-                return
-            if isinstance(item, _Failed):
-                raise item.exc
-            yield item
-    finally:
-        stop.set()
-        thread.join()
+    def __iter__(self) -> Iterator[T]:
+        return self
+
+    def __next__(self) -> T:
+        if self._stop.is_set():
+            raise StopIteration
+        item = self._ready.get()
+        if item is _DONE:
+            self.close()
+            raise StopIteration
+        if isinstance(item, _Failed):
+            self.close()
+            raise item.exc
+        return item
+
+    def close(self) -> None:
+        """Stop the thread (after the item it is producing) and wait for it."""
+        self._stop.set()
+        thread = getattr(self, "_thread", None)  # None: __init__ failed before it
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def prefetched(items: Iterable[T], depth: int = 1, name: str = "prefetch") -> Prefetched[T]:
+    """``items`` read ahead by a background thread that starts now (see :class:`Prefetched`)."""
+    return Prefetched(items, depth, name)

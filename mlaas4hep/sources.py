@@ -35,6 +35,11 @@ TREE_CLASSES = ("TTree", "ROOT::Experimental::RNTuple", "ROOT::RNTuple")
 REFUSAL = re.compile(r"auth failed|permission denied|not authori[sz]ed|unauthori[sz]ed|forbidden|"
                      r"\[3010\]|\b40[13]\b", re.IGNORECASE)
 """Error texts of XRootD and HTTP servers that mean "not allowed"."""
+LOCAL_READS: dict[str, Any] = {"handler": uproot.source.file.MultithreadedFileSource,
+                               "use_threads": False}
+"""How local files are read: ``pread`` in the reading thread. uproot's default for paths
+(fsspec) hands every read to an asyncio thread: 10-15% slower reads here, and a streamed
+training beside it lost more (``benchmarks/pipeline_vs_raw.py`` shows both)."""
 
 
 def resolve_path(name: str, redirector: str = "") -> str:
@@ -143,6 +148,8 @@ def open_file(name: str, *, redirector: str = "") -> tuple[str, Any]:
                                 "magic bytes)")
     token = find_token() if is_remote(path) else None
     url, options = with_token(path, token)
+    if not is_remote(path):
+        options = {**LOCAL_READS, **options}
     use_fast_zlib()
     try:
         # no uproot array cache: memory stays bounded by the chunk size, and caching is

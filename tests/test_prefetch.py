@@ -25,6 +25,18 @@ def test_items_arrive_in_order_and_ahead_of_the_consumer() -> None:
     assert list(stream) == [1, 2, 3, 4]
 
 
+def test_the_producer_starts_before_the_first_item_is_asked_for() -> None:
+    started = threading.Event()
+
+    def items():
+        started.set()
+        yield 1
+
+    stream = prefetched(items())
+    assert started.wait(5), "nothing was produced until the consumer asked"
+    assert list(stream) == [1]
+
+
 def test_an_error_while_producing_is_raised_to_the_consumer_at_that_item() -> None:
     def items():
         yield 1
@@ -48,4 +60,5 @@ def test_stopping_early_stops_the_thread() -> None:
     assert next(stream) == 0
     stream.close()
     assert threading.active_count() == before
+    assert list(stream) == []
     assert not any(t.name == "test-prefetch" for t in threading.enumerate())
