@@ -165,9 +165,11 @@ def peak_rss_mb(files: Path, labels: Path, nevts: int, chunk_size: int, work: Pa
 def keras_epochs(files: Path, labels: Path, base: dict, repeat: int, epochs: int = 4) -> dict:
     """Median time per epoch (a whole training of ``epochs`` epochs over them) of a small
     Keras MLP fed by the stream (no cache; and with the default cache), and on the same events
-    held in memory. The three trainings take turns ``repeat`` times (streamed, in memory,
-    streamed with the cache), so a change of machine load hits them alike; the ratio is the
-    median of each round's streamed / in-memory (two trainings run one after the other)."""
+    held in memory. After a warm-up round, the trainings take turns ``repeat`` times (in
+    memory, streamed, in memory again, streamed with the cache), so a change of machine load
+    hits them alike; the ratio is the median of each round's streamed / in memory (the mean of
+    the two in-memory trainings around it, so a load that grows or falls steadily through the
+    round cancels)."""
 
     from mlaas4hep.backends import adapter_for
     from mlaas4hep.backends.common import seed_everything
@@ -199,8 +201,12 @@ def keras_epochs(files: Path, labels: Path, base: dict, repeat: int, epochs: int
         return epoch_seconds(lambda hook: model.fit_arrays(
             X, y, (Xv, yv), epochs=epochs, batch_size=base["batch_size"], on_epoch=hook))
 
-    rounds = [(streamed_epoch(0), in_memory_epoch(), streamed_epoch(1024))
-              for _ in range(repeat)]
+    def one_round() -> tuple[float, float, float]:
+        before, streamed, after = in_memory_epoch(), streamed_epoch(0), in_memory_epoch()
+        return streamed, (before + after) / 2, streamed_epoch(1024)
+
+    one_round()  # warm-up, untimed: TensorFlow's first-use costs
+    rounds = [one_round() for _ in range(repeat)]
     stream_s, memory_s, cached_s = (statistics.median(r) for r in zip(*rounds, strict=True))
     ratios = [streamed / memory for streamed, memory, _ in rounds]
     return {"streamed_s": stream_s, "in_memory_s": memory_s,
