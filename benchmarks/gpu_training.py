@@ -9,7 +9,7 @@ trains the same PyTorch MLP through the framework's training loop, taking turns
 
 - fed by the stream: every epoch reads the ROOT files again, prepares the
   chunks (flatten, normalise) on background threads and copies each chunk to
-  the GPU once (``cache_mb`` 0, nothing kept);
+  the GPU once (``cache_mb`` and ``spill_mb`` 0, nothing kept);
 - fed by the stream with the default ``cache_mb`` (1024): prepared chunks that
   fit are kept in host memory after the first epoch;
 - on the same training events held in GPU memory (the upper bound).
@@ -103,7 +103,7 @@ def torch_epochs(files: Path, labels: Path, *, device: str = "auto", repeat: int
     from mlaas4hep.train import train
 
     base = {"chunk_size": chunk_size, "batch_size": batch_size, "epochs": epochs,
-            "training": "standard", "cache_mb": 0, "device": device,
+            "training": "standard", "cache_mb": 0, "spill_mb": 0, "device": device,
             "identifier": ["runNo", "evtNo", "lumi"]}
     sampler = UtilisationSampler()
 

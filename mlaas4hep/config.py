@@ -65,7 +65,13 @@ PARAMS_KEYS: tuple[Key, ...] = (
         "'balanced' (inverse to each class's training events) or {\"0\": 1.0, \"1\": 3.0}; "
         "empty = all 1; reported in metrics.json"),
     Key("cache_mb", (int,), 1024, "prepared chunks are kept in memory up to this size so later "
-        "epochs and the test pass do not re-read the files; 0 = always stream"),
+        "epochs and the test pass do not re-read the files; 0 = never in memory"),
+    Key("spill_mb", (int,), 20480, "prepared chunks that do not fit in cache_mb are written "
+        "(uncompressed) to local disk after the first pass, up to this size and leaving 1 GiB "
+        "free, and later passes read them back a chunk at a time instead of decompressing the "
+        "ROOT files again; deleted when the run ends; 0 = later passes re-read the files"),
+    Key("spill_dir", (str,), "", "an existing folder for spilled chunks (a private "
+        "subfolder is made in it); empty = the system temporary folder (TMPDIR)"),
     Key("threads", (int,), 0, "threads for ROOT decompression; 0 = number of CPU cores"),
     Key("device", (str,), "auto", "where PyTorch models train: 'auto' (a CUDA GPU when torch "
         "sees one, else the CPU), 'cpu', 'cuda' or 'cuda:N'; the other libraries train on the "
@@ -119,6 +125,8 @@ class Params:
     target: str = ""
     class_weight: str | dict[str, float] = ""
     cache_mb: int = 1024
+    spill_mb: int = 20480
+    spill_dir: str = ""
     threads: int = 0
     device: str = "auto"
     dask: str = ""
@@ -251,8 +259,11 @@ def _check_ranges(p: Params, where: str) -> None:
         raise UserError(f"{where}: key 'test_fraction' must be above 0: the final metrics "
                         "are computed on the test split")
     _check_class_weight(p.class_weight, where)
-    if p.cache_mb < 0 or p.threads < 0:
-        raise UserError(f"{where}: keys 'cache_mb' and 'threads' must be 0 or more")
+    for name in ("cache_mb", "spill_mb", "threads"):
+        if getattr(p, name) < 0:
+            raise UserError(f"{where}: key '{name}' must be 0 or more, got {getattr(p, name)}")
+    if p.spill_dir and not Path(p.spill_dir).is_dir():
+        raise UserError(f"{where}: key 'spill_dir': {p.spill_dir} is not an existing folder")
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", p.device):
         raise UserError(f"{where}: key 'device' must be 'auto', 'cpu', 'cuda' or 'cuda:N', "
                         f"got {p.device!r}")

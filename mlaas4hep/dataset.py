@@ -16,12 +16,12 @@ import os
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .chunk import Chunk
 from .config import Params, Preproc
 from .errors import UserError, short_list
 from .flatten import Normaliser, feature_names, to_matrix
@@ -30,6 +30,7 @@ from .progress import progress
 from .selection import Selection, select_branches
 from .sources import RootInput, open_input
 from .specs import SPECS_VERSION, Specs, SpecsPart, merge_specs, specs_hash, summarise_chunk
+from .spill import PassKeeper, SpilledChunks, spill_room
 from .split import SPLIT_NAMES
 from .stream import ChunkPlan, EventStream, RawChunk
 
@@ -37,52 +38,6 @@ log = logging.getLogger("mlaas4hep")
 
 Splits = int | tuple[int, ...] | None
 """The events a prepared chunk holds: one split's (its code), several splits', or all (None)."""
-
-
-@dataclass
-class Chunk:
-    """Training-ready events of one chunk."""
-
-    X: np.ndarray
-    """float32 (events x features), normalised, 0 where masked."""
-    mask: np.ndarray | None
-    """uint8, same shape as X: 1 = real value, 0 = padding or non-finite (None when
-    prepared without it)."""
-    y: np.ndarray
-    """What is learned: the integer label per event, or the target value (regression)."""
-    split: np.ndarray
-    """0 train, 1 validation, 2 test."""
-    label: np.ndarray
-    """The label of the event's file (labels.txt)."""
-    read: int = 0
-    """Entries read from the files for this chunk (before cuts)."""
-
-    def part(self, code: int, *, with_mask: bool = True, shuffle: Sequence[int] | None = None,
-             ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-        """(X, mask, y) of one split (mask None unless ``with_mask``), in a random order seeded
-        by ``shuffle`` and the split's size when given; each array is copied once."""
-        rows = np.flatnonzero(self.split == code)
-        if shuffle is not None:
-            rows = np.random.default_rng([*shuffle, len(rows)]).permutation(rows)
-        if not with_mask:
-            return self.X[rows], None, self.y[rows]
-        assert self.mask is not None, "chunk prepared without its mask"
-        return self.X[rows], self.mask[rows], self.y[rows]
-
-    @property
-    def nbytes(self) -> int:
-        """Memory held by the arrays."""
-        arrays = (self.X, self.mask, self.y, self.split, self.label)
-        return sum(a.nbytes for a in arrays if a is not None)
-
-    @staticmethod
-    def event_bytes(n_features: int, *, with_mask: bool = True) -> int:
-        """Memory per event of a prepared chunk, before it is prepared: X (float32), the mask
-        (uint8), y (int64 labels; float32 targets take less), split (uint8), label (int64)."""
-        return (4 + with_mask) * n_features + 8 + 1 + 8
-
-    def __len__(self) -> int:
-        return len(self.y)
 
 
 class Dataset:
@@ -98,8 +53,9 @@ class Dataset:
         self._threads = params.threads or os.cpu_count() or 1
         self._executor = ThreadPoolExecutor(self._threads) if self._threads > 1 else None
         self.stream = EventStream(inputs, selection, preproc, params, self.plan, self._executor)
-        self._cache: dict[int | None, list[Chunk]] = {}
-        """Prepared chunks kept for later passes: whole (key None) or one split's events."""
+        self._kept: dict[Splits, list[Chunk] | SpilledChunks] = {}
+        """Prepared chunks kept for later passes, in memory or on disk: whole (key None) or
+        one split's events."""
         self._cached_bytes = 0
 
     @classmethod
@@ -133,7 +89,11 @@ class Dataset:
         self.close()
 
     def close(self) -> None:
-        """Close the files and the decompression threads."""
+        """Close the files and the decompression threads; delete chunks kept on disk."""
+        for kept in self._kept.values():
+            if isinstance(kept, SpilledChunks):
+                kept.remove()
+        self._kept.clear()
         for source in self.inputs:
             source.close()
         if self._executor is not None:
@@ -223,34 +183,50 @@ class Dataset:
         return (value if events is None else value[events]).astype(np.float32)
 
     def chunks(self, specs: Specs, *, desc: str = "reading", prefetch: bool = False,
-               split: Splits = None) -> Iterator[Chunk]:
+               split: Splits = None, keep: bool = True) -> Iterator[Chunk]:
         """Training-ready chunks, or with ``split`` only that split's events of each (less to
-        prepare); kept in memory, within ``cache_mb`` in all, for later passes.
+        prepare). With ``keep``, a whole pass is kept for the later ones: in memory within
+        ``cache_mb`` in all, else on local disk within ``spill_mb`` (:mod:`.spill`).
 
         With ``threads`` other than 1, chunks are prepared on the decompression threads, several
         at a time; with ``prefetch`` too, the next chunks are read and prepared in the background
         while the caller works on this one (training).
         """
         for key in (None, split):
-            if key in self._cache:
-                yield from self._cache[key]
+            if key in self._kept:
+                kept = self._kept[key]
+                yield from (prefetched(kept, depth=2, name="mlaas4hep-spilled")
+                            if prefetch and isinstance(kept, SpilledChunks) else kept)
                 return
-        budget = self.params.cache_mb * 2**20 - self._cached_bytes
-        cache: list[Chunk] | None = [] if budget > 0 else None
-        held = 0
-        for chunk in progress(self._prepared(specs, prefetch, split), total=self.plan.total,
-                              desc=desc, enabled=self.params.verbose == 0,
-                              weight=lambda c: c.read):
-            if cache is not None:
-                held += chunk.nbytes
-                if held <= budget:
-                    cache.append(chunk)
-                else:
-                    cache = None
-            yield chunk
-        if cache is not None:
-            self._cache[split] = cache
-            self._cached_bytes += held
+        p = self.params
+        keeper = (PassKeeper(p.cache_mb * 2**20 - self._cached_bytes,
+                             spill_room(p.spill_dir, p.spill_mb), p.spill_dir)
+                  if keep else None)
+        complete = False
+        try:
+            for chunk in progress(self._prepared(specs, prefetch, split), total=self.plan.total,
+                                  desc=desc, enabled=p.verbose == 0, weight=lambda c: c.read):
+                if keeper is not None:
+                    keeper.add(chunk)
+                yield chunk
+            complete = True
+        finally:
+            if keeper is not None and complete:
+                self._keep(keeper, split)
+            elif keeper is not None:
+                keeper.discard()
+
+    def _keep(self, keeper: PassKeeper, split: Splits) -> None:
+        """Hold what a whole pass kept, for the later passes."""
+        kept = keeper.kept()
+        if kept is None:
+            return
+        self._kept[split] = kept
+        if isinstance(kept, SpilledChunks):
+            log.info("%d prepared chunks (%.0f MB) kept on disk in %s for the later passes",
+                     len(kept), kept.nbytes / 2**20, kept.dir)
+        else:
+            self._cached_bytes += keeper.nbytes
 
     def _prepared(self, specs: Specs, prefetch: bool, split: Splits) -> Iterator[Chunk]:
         chunks = (c for c in self.prepared_passes(specs, [split]) if c is not None)
@@ -296,10 +272,13 @@ class Dataset:
                     future.cancel()
 
     def fits_cache(self, specs: Specs) -> bool:
-        """True when every prepared chunk (all events, with masks) fits in what is left of
-        ``cache_mb``: a first pass keeps them all for the next ones."""
-        budget = self.params.cache_mb * 2**20 - self._cached_bytes
-        return specs.events * Chunk.event_bytes(specs.n_features) <= budget
+        """True when a first pass keeps every prepared chunk (all events, with masks) for the
+        next ones: in what is left of ``cache_mb``, or on disk within ``spill_mb`` and the
+        free space of ``spill_dir``."""
+        needed = specs.events * Chunk.event_bytes(specs.n_features)
+        p = self.params
+        return (needed <= p.cache_mb * 2**20 - self._cached_bytes
+                or needed <= spill_room(p.spill_dir, p.spill_mb))
 
     def split_counts(self, specs: Specs) -> dict[str, dict[str, int]]:
         """Events per split and label, from the specs."""

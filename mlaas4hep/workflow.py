@@ -198,7 +198,7 @@ def prepare(files: str | Path, labels: str | Path, params: str | Path | None = N
 
             chunks = prepared_chunks(data, spec, client, keep=output is not None)
         else:
-            chunks = data.chunks(spec, desc="preparing")
+            chunks = data.chunks(spec, desc="preparing", keep=False)
         for chunk in chunks:
             if output is not None:
                 for key in parts:

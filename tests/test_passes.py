@@ -52,7 +52,7 @@ def assert_same_events(chunks: list[Chunk], reference: list[Chunk], split: int) 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_planned_passes_give_the_chunks_of_separate_reads_and_read_ahead(
         samples: Path, reads: list[int], threads: int) -> None:
-    with open_samples(samples, cache_mb=0, threads=threads) as data:
+    with open_samples(samples, cache_mb=0, spill_mb=0, threads=threads) as data:
         specs = data.specs()
         whole = list(data.chunks(specs))
         reads.clear()
@@ -80,7 +80,7 @@ def test_a_pass_off_the_plan_drops_what_was_read_ahead(samples: Path, reads: lis
                                                        ) -> None:
     """Training stopped early: the validation pass comes where another training pass was
     planned; a pass left half-way is not carried into the next one."""
-    with open_samples(samples, cache_mb=0) as data:
+    with open_samples(samples, cache_mb=0, spill_mb=0) as data:
         specs = data.specs()
         whole = list(data.chunks(specs))
         with PassReader(data, specs, [BOTH, BOTH, BOTH, VALIDATION], with_mask=True) as reader:

@@ -189,7 +189,8 @@ def test_chunks_of_one_split_equal_that_part_of_whole_chunks(samples: Path,
                                                               shuffle: bool) -> None:
     """Training and validation passes prepare only their split's events: the same rows, in
     the same order, as a whole chunk's part, with the same per-pass shuffle."""
-    params = load_params(None, chunk_size=1500, nevts=3000, shuffle=shuffle, cache_mb=0)
+    params = load_params(None, chunk_size=1500, nevts=3000, shuffle=shuffle, cache_mb=0,
+                         spill_mb=0)
     pairs = [(str(samples / "signal.root"), 1), (str(samples / "background.root"), 0)]
     with Dataset.open(pairs, params, load_preproc(None)) as data:
         specs = data.specs()
@@ -284,7 +285,7 @@ def test_every_pass_reads_each_basket_once(samples: Path, monkeypatch: pytest.Mo
     blocks: list[int] = []
     monkeypatch.setattr(uproot.compression.decompress, "hook_before_block",
                         lambda **_: blocks.append(1))
-    params = load_params(None, chunk_size=700, cache_mb=0, threads=1)
+    params = load_params(None, chunk_size=700, cache_mb=0, spill_mb=0, threads=1)
     pairs = [(str(samples / "signal.root"), 1), (str(samples / "background.root"), 0)]
     with Dataset.open(pairs, params, load_preproc(None)) as data:
         once = 0

@@ -39,9 +39,9 @@ def small_model(framework: str, n_features: int) -> object:
 
 
 def streamed_training(framework: str, samples: Path, monkeypatch: pytest.MonkeyPatch,
-                      **options: object) -> tuple[list[dict], int]:
-    """Epoch records of a streamed training (nothing cached) and the passes over the files
-    it made."""
+                      keeping: dict | None = None, **options: object) -> tuple[list[dict], int]:
+    """Epoch records of a streamed training (nothing kept between passes unless ``keeping``
+    says so) and the passes over the files it made."""
     passes = []
     reads = EventStream.reads
 
@@ -51,7 +51,8 @@ def streamed_training(framework: str, samples: Path, monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(EventStream, "reads", counted)
     params = load_params(None, chunk_size=1500, nevts=6000, epochs=EPOCHS, batch_size=128,
-                         training="standard", cache_mb=0, device="cpu")
+                         training="standard", device="cpu",
+                         **({"cache_mb": 0, "spill_mb": 0} | (keeping or {})))
     pairs = [(str(samples / "signal.root"), 1), (str(samples / "background.root"), 0)]
     with Dataset.open(pairs, params, load_preproc(None)) as data:
         specs = data.specs()
@@ -135,3 +136,22 @@ def test_a_model_that_cannot_be_copied_is_validated_by_passes_of_its_own(
     assert [r["epoch"] for r in history] == list(range(EPOCHS))
     assert all({"loss", "val_loss", "val_auc"} <= r.keys() for r in history)
     assert "validation reads the files again each epoch" in caplog.text
+
+
+@pytest.mark.parametrize("framework", sorted(ADAPTERS))
+def test_a_stream_spilled_to_disk_reads_the_files_once_and_trains_alike(
+        framework: str, samples: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``cache_mb`` 0 with ``spill_mb``: the first epoch's prepared chunks go to disk and the
+    later epochs (and the last validation) read them back, with the numbers of a training
+    that reads the files every epoch; the spilled chunks go when the dataset is closed."""
+    reread, reads = streamed_training(framework, samples, monkeypatch)
+    assert reads == EPOCHS + 1
+    spilled, reads = streamed_training(framework, samples, monkeypatch,
+                                       keeping={"spill_mb": 64, "spill_dir": str(tmp_path)})
+    assert reads == 1
+    assert [r["epoch"] for r in spilled] == list(range(EPOCHS))
+    for mine, other in zip(spilled, reread, strict=True):
+        assert mine.keys() == other.keys()
+        for key, value in other.items():
+            assert mine[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,127 @@
+"""Prepared chunks spilled to local disk after a first pass (``spill_mb``, ``spill_dir``): the
+later passes read them back instead of the ROOT files, with the same arrays; a spill past its
+limit, a pass left early and a closed dataset leave nothing on disk."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+import uproot
+
+from mlaas4hep import spill
+from mlaas4hep.config import load_params, load_preproc
+from mlaas4hep.dataset import Chunk, Dataset
+from mlaas4hep.errors import UserError
+from mlaas4hep.passes import PassReader
+from mlaas4hep.split import TRAIN, VALIDATION
+
+
+@pytest.fixture
+def blocks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per ROOT basket decompressed."""
+    seen: list[int] = []
+    monkeypatch.setattr(uproot.compression.decompress, "hook_before_block",
+                        lambda **_: seen.append(1))
+    return seen
+
+
+def open_samples(samples: Path, spill_dir: Path, **params: object) -> Dataset:
+    pairs = [(str(samples / "signal.root"), 1), (str(samples / "background.root"), 0)]
+    options = {"chunk_size": 700, "cache_mb": 0, "threads": 1, "spill_dir": str(spill_dir)}
+    return Dataset.open(pairs, load_params(None, **(options | params)), load_preproc(None))
+
+
+def assert_same_chunks(chunks: list[Chunk], reference: list[Chunk]) -> None:
+    assert len(chunks) == len(reference) > 1
+    for chunk, expected in zip(chunks, reference, strict=True):
+        for name in ("X", "mask", "y", "split", "label"):
+            mine, theirs = getattr(chunk, name), getattr(expected, name)
+            assert mine.dtype == theirs.dtype, name
+            np.testing.assert_array_equal(mine, theirs, err_msg=name)
+        assert chunk.read == expected.read
+
+
+def test_later_passes_read_the_spilled_chunks_not_the_files(
+        samples: Path, tmp_path: Path, blocks: list[int]) -> None:
+    with open_samples(samples, tmp_path) as data:
+        specs = data.specs()
+        assert data.fits_cache(specs)
+        blocks.clear()
+        first = list(data.chunks(specs))
+        assert len(blocks) > 0
+        [folder] = tmp_path.iterdir()
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        assert len(list(folder.iterdir())) == len(first)
+        blocks.clear()
+        assert_same_chunks(list(data.chunks(specs)), first)
+        assert_same_chunks(list(data.chunks(specs, prefetch=True)), first)
+        validation = list(data.chunks(specs, split=VALIDATION))  # from the whole chunks
+        assert_same_chunks(validation, first)
+        with PassReader(data, specs, [(TRAIN, VALIDATION), VALIDATION],
+                        with_mask=False) as reader:
+            assert reader.cached
+            assert_same_chunks(list(reader.next((TRAIN, VALIDATION))), first)
+        assert blocks == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_spill_past_spill_mb_is_dropped_and_the_files_are_read_again(
+        samples: Path, tmp_path: Path, blocks: list[int]) -> None:
+    with open_samples(samples, tmp_path, spill_mb=1) as data:  # the chunks take more
+        specs = data.specs()
+        assert not data.fits_cache(specs)
+        first = list(data.chunks(specs))
+        assert list(tmp_path.iterdir()) == []
+        blocks.clear()
+        assert_same_chunks(list(data.chunks(specs)), first)
+        assert len(blocks) > 0
+
+
+def test_a_pass_left_early_or_not_kept_leaves_nothing(samples: Path, tmp_path: Path,
+                                                      blocks: list[int]) -> None:
+    with open_samples(samples, tmp_path) as data:
+        specs = data.specs()
+        left = data.chunks(specs)
+        next(left)
+        next(left)
+        assert len(list(tmp_path.iterdir())) == 1  # being written
+        left.close()
+        assert list(tmp_path.iterdir()) == []
+        assert len(list(data.chunks(specs, keep=False))) > 1
+        assert list(tmp_path.iterdir()) == []
+        blocks.clear()
+        list(data.chunks(specs))
+        assert len(blocks) > 0  # nothing was kept: read again
+
+
+def test_no_spill_where_it_would_leave_less_than_the_headroom_free(
+        samples: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spill, "HEADROOM", spill.shutil.disk_usage(tmp_path).free)
+    with open_samples(samples, tmp_path) as data:
+        specs = data.specs()
+        assert not data.fits_cache(specs)
+        list(data.chunks(specs))
+        assert list(tmp_path.iterdir()) == []
+        assert data._kept == {}
+
+
+def test_memory_first_then_disk(samples: Path, tmp_path: Path) -> None:
+    """Within ``cache_mb`` the chunks stay in memory and nothing is written."""
+    with open_samples(samples, tmp_path, cache_mb=64) as data:
+        specs = data.specs()
+        list(data.chunks(specs))
+        assert list(tmp_path.iterdir()) == []
+        assert isinstance(data._kept[None], list)
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"spill_mb": -1}, "key 'spill_mb' must be 0 or more, got -1"),
+    ({"spill_dir": "/nonexistent/scratch"},
+     "key 'spill_dir': /nonexistent/scratch is not an existing folder"),
+])
+def test_bad_spill_params_are_named(params: dict, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        load_params(None, **params)
