@@ -108,6 +108,19 @@ def in_turns(steps: dict[str, Callable[[], object]], events: int, repeat: int
     return rates
 
 
+def decompressed_baskets(run: Callable[[], object]) -> int:
+    """Baskets that ``run()`` decompresses (every timed step must read the files)."""
+    seen: list[int] = []
+    decompress = uproot.compression.decompress
+    original = decompress.hook_before_block
+    decompress.hook_before_block = lambda **_: seen.append(1)
+    try:
+        run()
+    finally:
+        decompress.hook_before_block = original
+    return len(seen)
+
+
 def throughput(files: Path, labels: Path, base: dict, repeat: int) -> dict:
     """Events/s of the raw read, the specs pass and chunk creation per cut column (medians
     of the rounds), and each step's ratio to the raw read (median of the rounds' ratios)."""
@@ -135,13 +148,18 @@ def throughput(files: Path, labels: Path, base: dict, repeat: int) -> dict:
 
             steps: dict[str, Callable[[], object]] = {
                 "raw_read": raw,
-                "chunks": lambda data=data, specs=specs: [None for _ in data.chunks(specs)],
+                "chunks": lambda data=data, specs=specs: [
+                    None for _ in data.chunks(specs, keep=False)],
                 "chunks_parallel": lambda data=parallel, specs=specs: [
-                    None for _ in data.chunks(specs)]}
+                    None for _ in data.chunks(specs, keep=False)]}
             if column == "none":
                 steps |= {"raw_read_pipeline_io": lambda: read(**LOCAL_READS),
                           "specs_pass": data.specs}
             rates = in_turns(steps, n, repeat)
+            for name, run in steps.items():
+                if not decompressed_baskets(run):
+                    raise RuntimeError(f"{column}: step {name} read no basket: it measured "
+                                       "something kept from an earlier pass")
         result = {"events": n, "branches_read": len(branches), "features": specs.n_features,
                   "selected": specs.events, "zlib_library": library,
                   **{name: statistics.median(r) for name, r in rates.items()},

@@ -199,9 +199,12 @@ class Dataset:
                             if prefetch and isinstance(kept, SpilledChunks) else kept)
                 return
         p = self.params
-        keeper = (PassKeeper(p.cache_mb * 2**20 - self._cached_bytes,
-                             spill_room(p.spill_dir, p.spill_mb), p.spill_dir)
-                  if keep else None)
+        keeper = None
+        if keep:
+            room = spill_room(p.spill_dir, p.spill_mb)
+            keeper = PassKeeper(p.cache_mb * 2**20 - self._cached_bytes,
+                                room if self._pass_bytes(specs, split) <= room else 0,
+                                p.spill_dir)
         complete = False
         try:
             for chunk in progress(self._prepared(specs, prefetch, split), total=self.plan.total,
@@ -275,10 +278,20 @@ class Dataset:
         """True when a first pass keeps every prepared chunk (all events, with masks) for the
         next ones: in what is left of ``cache_mb``, or on disk within ``spill_mb`` and the
         free space of ``spill_dir``."""
-        needed = specs.events * Chunk.event_bytes(specs.n_features)
+        needed = self._pass_bytes(specs, None)
         p = self.params
         return (needed <= p.cache_mb * 2**20 - self._cached_bytes
                 or needed <= spill_room(p.spill_dir, p.spill_mb))
+
+    @staticmethod
+    def _pass_bytes(specs: Specs, split: Splits) -> int:
+        """Memory the prepared chunks of a pass over ``split`` take (with masks)."""
+        if split is None:
+            events = specs.events
+        else:
+            names = [SPLIT_NAMES[code] for code in ((split,) if isinstance(split, int) else split)]
+            events = sum(f[name] for f in specs.files for name in names)
+        return events * Chunk.event_bytes(specs.n_features)
 
     def split_counts(self, specs: Specs) -> dict[str, dict[str, int]]:
         """Events per split and label, from the specs."""

@@ -16,6 +16,7 @@ from mlaas4hep.config import load_params, load_preproc
 from mlaas4hep.dataset import Chunk, Dataset
 from mlaas4hep.errors import UserError
 from mlaas4hep.passes import PassReader
+from mlaas4hep.spill import PassKeeper
 from mlaas4hep.split import TRAIN, VALIDATION
 
 
@@ -78,6 +79,19 @@ def test_a_spill_past_spill_mb_is_dropped_and_the_files_are_read_again(
         blocks.clear()
         assert_same_chunks(list(data.chunks(specs)), first)
         assert len(blocks) > 0
+
+
+def test_a_spill_that_outgrows_its_limit_is_dropped(samples: Path, tmp_path: Path) -> None:
+    with open_samples(samples, tmp_path) as data:
+        chunks = list(data.chunks(data.specs(), keep=False))
+    keeper = PassKeeper(0, chunks[0].nbytes + chunks[1].nbytes, str(tmp_path))
+    for chunk in chunks[:2]:
+        keeper.add(chunk)
+    [folder] = tmp_path.iterdir()
+    assert len(list(folder.iterdir())) == 2
+    keeper.add(chunks[2])
+    assert keeper.kept() is None
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_pass_left_early_or_not_kept_leaves_nothing(samples: Path, tmp_path: Path,
