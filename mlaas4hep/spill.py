@@ -5,11 +5,14 @@ prepare the ROOT files again."""
 from __future__ import annotations
 
 import logging
+import mmap
+import os
 import shutil
 import tempfile
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
@@ -30,9 +33,42 @@ def spill_room(spill_dir: str, spill_mb: int) -> int:
     return max(0, min(spill_mb * 2**20, free - HEADROOM))
 
 
+ARRAYS = ("X", "mask", "y", "split", "label")
+"""The arrays of a :class:`Chunk`, in the order a spill file holds them."""
+
+ALIGN = 64
+"""Each array starts at a multiple of this many bytes in its file."""
+
+
+class _Stored(NamedTuple):
+    """Where one array lies in a spill file."""
+
+    offset: int
+    dtype: np.dtype
+    shape: tuple[int, ...]
+
+    def array(self, mapped: mmap.mmap | bytes) -> np.ndarray:
+        """The array, over the mapped file's memory."""
+        count = int(np.prod(self.shape))
+        if count == 0:
+            return np.empty(self.shape, self.dtype)
+        return np.frombuffer(mapped, self.dtype, count, self.offset).reshape(self.shape)
+
+
+def _write(out: BinaryIO, array: np.ndarray | None) -> _Stored | None:
+    """Append ``array``'s bytes (C order) to ``out`` at the next multiple of :data:`ALIGN`."""
+    if array is None:
+        return None
+    offset = -(-out.tell() // ALIGN) * ALIGN
+    out.write(bytes(offset - out.tell()))
+    out.write(np.ascontiguousarray(array).reshape(-1).view(np.uint8).data)
+    return _Stored(offset, array.dtype, array.shape)
+
+
 class SpilledChunks:
     """Prepared chunks written, uncompressed, to a private temporary directory (mode 0700) as
-    a pass yields them, and read back one at a time (memory bounded by the chunk size).
+    a pass yields them, one file each, and read back one at a time (memory bounded by the
+    chunk size).
 
     The directory goes with :meth:`remove`, when this object is dropped, or at exit.
     """
@@ -42,8 +78,9 @@ class SpilledChunks:
         self._cleanup = weakref.finalize(self, shutil.rmtree, self.dir, ignore_errors=True)
         self.limit = limit
         self.nbytes = 0
-        self._chunks: list[tuple[int, bool]] = []
-        """(entries read, has a mask) of each chunk written, in order."""
+        self._chunks: list[tuple[int, list[_Stored | None]]] = []
+        """(entries read, where each of :data:`ARRAYS` lies in the file) of each chunk
+        written, in order."""
 
     def add(self, chunk: Chunk) -> bool:
         """Write one chunk; False (and nothing kept) when it would pass the limit, leave less
@@ -53,20 +90,16 @@ class SpilledChunks:
             log.info("prepared chunks pass the spill limit (spill_mb, %.0f MB): later passes "
                      "read the files again", self.limit / 2**20)
             return False
-        path = self.dir / f"{len(self._chunks)}.npy"
         try:
             if shutil.disk_usage(self.dir).free - size < HEADROOM:
                 raise OSError("less than 1 GiB would be left free")
-            with open(path, "wb") as out:
-                for array in (chunk.X, chunk.y, chunk.split, chunk.label):
-                    np.save(out, array, allow_pickle=False)
-                if chunk.mask is not None:
-                    np.save(out, chunk.mask, allow_pickle=False)
+            with open(self._path(len(self._chunks)), "wb") as out:
+                stored = [_write(out, getattr(chunk, name)) for name in ARRAYS]
         except OSError as exc:
             log.warning("could not keep prepared chunks in %s (%s): later passes read the "
                         "files again", self.dir, exc.strerror or exc)
             return False
-        self._chunks.append((chunk.read, chunk.mask is not None))
+        self._chunks.append((chunk.read, stored))
         self.nbytes += size
         return True
 
@@ -74,11 +107,21 @@ class SpilledChunks:
         return len(self._chunks)
 
     def __iter__(self) -> Iterator[Chunk]:
-        for number, (read, has_mask) in enumerate(self._chunks):
-            with open(self.dir / f"{number}.npy", "rb") as stored:
-                X, y, split, label = (np.load(stored) for _ in range(4))
-                mask = np.load(stored) if has_mask else None
-            yield Chunk(X, mask, y, split, label, read)
+        """The chunks, each mapped from its file (copy on write) with the kernel asked to
+        read it ahead: handing out a chunk costs no copy, and its pages are read while the
+        one before is used."""
+        for number, (read, stored) in enumerate(self._chunks):
+            with open(self._path(number), "rb") as file:
+                size = os.fstat(file.fileno()).st_size
+                mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_COPY) if size else b""
+            if size:
+                mapped.madvise(mmap.MADV_WILLNEED)
+            arrays = {name: None if where is None else where.array(mapped)
+                      for name, where in zip(ARRAYS, stored, strict=True)}
+            yield Chunk(**arrays, read=read)
+
+    def _path(self, number: int) -> Path:
+        return self.dir / f"{number}.chunk"
 
     def remove(self) -> None:
         """Delete the directory and what it holds."""

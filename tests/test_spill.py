@@ -94,6 +94,36 @@ def test_a_spill_that_outgrows_its_limit_is_dropped(samples: Path, tmp_path: Pat
     assert list(tmp_path.iterdir()) == []
 
 
+def test_spilled_chunks_come_back_alike_even_empty_or_without_a_mask(tmp_path: Path) -> None:
+    """Each chunk comes back with its dtypes, shapes and values, mapped copy-on-write: a
+    change to one handed out reaches neither the file nor the next pass."""
+    rng = np.random.default_rng(3)
+    chunks = [Chunk(rng.random((5, 3), np.float32), (rng.random((5, 3)) > .5).astype(np.uint8),
+                    rng.integers(0, 2, 5), np.array([0, 1, 2, 0, 0], np.uint8),
+                    np.arange(5), read=11),
+              Chunk(np.empty((0, 3), np.float32), None, np.empty(0, np.float32),
+                    np.empty(0, np.uint8), np.empty(0, np.int64), read=4),
+              Chunk(rng.random((2, 3), np.float32), None, rng.random(2).astype(np.float32),
+                    np.zeros(2, np.uint8), np.ones(2, np.int64), read=2)]
+    spilled = spill.SpilledChunks(str(tmp_path), 2**20)
+    assert all(spilled.add(chunk) for chunk in chunks)
+    assert spilled.nbytes == sum(chunk.nbytes for chunk in chunks)
+    first = list(spilled)
+    for chunk, expected in zip(first, chunks, strict=True):
+        for name in ("X", "mask", "y", "split", "label"):
+            mine, theirs = getattr(chunk, name), getattr(expected, name)
+            if theirs is None:
+                assert mine is None
+                continue
+            assert (mine.dtype, mine.shape) == (theirs.dtype, theirs.shape), name
+            np.testing.assert_array_equal(mine, theirs, err_msg=name)
+        assert chunk.read == expected.read
+    first[0].X[:] = -1
+    np.testing.assert_array_equal(next(iter(spilled)).X, chunks[0].X)
+    spilled.remove()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_pass_left_early_or_not_kept_leaves_nothing(samples: Path, tmp_path: Path,
                                                       blocks: list[int]) -> None:
     with open_samples(samples, tmp_path) as data:
