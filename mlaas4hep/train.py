@@ -145,9 +145,10 @@ def _paired_parts(chunks: Iterator[Chunk], params: Params, wants_mask: bool,
 def predict_split(adapter: Any, data: Dataset, specs: Specs, split: int = TEST,
                   each_chunk: Callable[[Chunk], None] | None = None,
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and scores of every event of ``split`` (a pass over all chunks)."""
+    """Labels and scores of every event of ``split`` (a pass over all chunks, the run's last:
+    read from what earlier passes kept, else from the files, keeping nothing)."""
     labels, scores = [], []
-    for chunk in data.chunks(specs, desc="testing"):
+    for chunk in data.chunks(specs, desc="testing", keep=False):
         if each_chunk is not None:
             each_chunk(chunk)
         X, mask, y = chunk.part(split, with_mask=adapter.wants_mask)

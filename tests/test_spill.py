@@ -141,6 +141,30 @@ def test_a_pass_left_early_or_not_kept_leaves_nothing(samples: Path, tmp_path: P
         assert len(blocks) > 0  # nothing was kept: read again
 
 
+def test_the_test_pass_reads_what_was_kept_and_keeps_nothing(samples: Path, tmp_path: Path,
+                                                            blocks: list[int]) -> None:
+    """The run's last pass (predictions on the test split) writes no spill of its own, and
+    uses the whole chunks an earlier pass kept."""
+    from torch import nn
+
+    from mlaas4hep.backends import adapter_for
+    from mlaas4hep.train import predict_split
+
+    with open_samples(samples, tmp_path) as data:
+        specs = data.specs()
+        model = adapter_for(nn.Linear(specs.n_features, 1), where="test", device="cpu")
+        y, scores = predict_split(model, data, specs)
+        assert len(y) > 0
+        assert list(tmp_path.iterdir()) == []
+        assert data._kept == {}
+        list(data.chunks(specs))  # a pass that keeps the whole chunks (spilled)
+        blocks.clear()
+        y_kept, scores_kept = predict_split(model, data, specs)
+        assert blocks == []
+        np.testing.assert_array_equal(y_kept, y)
+        np.testing.assert_array_equal(scores_kept, scores)
+
+
 def test_no_spill_where_it_would_leave_less_than_the_headroom_free(
         samples: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(spill, "HEADROOM", spill.shutil.disk_usage(tmp_path).free)
