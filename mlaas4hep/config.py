@@ -67,9 +67,10 @@ PARAMS_KEYS: tuple[Key, ...] = (
     Key("cache_mb", (int,), 1024, "prepared chunks are kept in memory up to this size so later "
         "epochs and the test pass do not re-read the files; 0 = never in memory"),
     Key("spill_mb", (int,), 20480, "prepared chunks that do not fit in cache_mb are written "
-        "(uncompressed) to local disk after the first pass, up to this size and leaving 1 GiB "
-        "free, and later passes read them back a chunk at a time instead of decompressing the "
-        "ROOT files again; deleted when the run ends; 0 = later passes re-read the files"),
+        "(uncompressed) to local disk after the first pass, up to this size for all the passes "
+        "kept and leaving 1 GiB free, and later passes read them back a chunk at a time "
+        "instead of decompressing the ROOT files again; deleted when the run ends; 0 = later "
+        "passes re-read the files"),
     Key("spill_dir", (str,), "", "an existing folder for spilled chunks (a private "
         "subfolder is made in it); empty = the system temporary folder (TMPDIR)"),
     Key("threads", (int,), 0, "threads for ROOT decompression; 0 = number of CPU cores"),

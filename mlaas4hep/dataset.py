@@ -201,7 +201,7 @@ class Dataset:
         p = self.params
         keeper = None
         if keep:
-            room = spill_room(p.spill_dir, p.spill_mb)
+            room = self._spill_room()
             keeper = PassKeeper(p.cache_mb * 2**20 - self._cached_bytes,
                                 room if self._pass_bytes(specs, split) <= room else 0,
                                 p.spill_dir)
@@ -281,7 +281,13 @@ class Dataset:
         needed = self._pass_bytes(specs, None)
         p = self.params
         return (needed <= p.cache_mb * 2**20 - self._cached_bytes
-                or needed <= spill_room(p.spill_dir, p.spill_mb))
+                or needed <= self._spill_room())
+
+    def _spill_room(self) -> int:
+        """Bytes the next pass may spill: ``spill_mb`` holds all the passes kept on disk."""
+        used = sum(kept.nbytes for kept in self._kept.values()
+                   if isinstance(kept, SpilledChunks))
+        return spill_room(self.params.spill_dir, self.params.spill_mb, used)
 
     @staticmethod
     def _pass_bytes(specs: Specs, split: Splits) -> int:

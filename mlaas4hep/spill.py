@@ -24,13 +24,14 @@ HEADROOM = 2**30
 """Free space a spill always leaves on its disk."""
 
 
-def spill_room(spill_dir: str, spill_mb: int) -> int:
-    """Bytes a spill may take in ``spill_dir`` ('' = the system temporary directory): at most
-    ``spill_mb`` MiB, leaving :data:`HEADROOM` free; 0 when spilling is off."""
+def spill_room(spill_dir: str, spill_mb: int, used: int = 0) -> int:
+    """Bytes a spill may take in ``spill_dir`` ('' = the system temporary directory): what is
+    left of ``spill_mb`` MiB once the ``used`` bytes of earlier spills are counted, leaving
+    :data:`HEADROOM` free; 0 when spilling is off."""
     if spill_mb <= 0:
         return 0
     free = shutil.disk_usage(spill_dir or tempfile.gettempdir()).free
-    return max(0, min(spill_mb * 2**20, free - HEADROOM))
+    return max(0, min(spill_mb * 2**20 - used, free - HEADROOM))
 
 
 ARRAYS = ("X", "mask", "y", "split", "label")

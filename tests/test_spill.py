@@ -176,6 +176,18 @@ def test_no_spill_where_it_would_leave_less_than_the_headroom_free(
         assert data._kept == {}
 
 
+def test_spill_mb_holds_every_pass_kept_on_disk(samples: Path, tmp_path: Path) -> None:
+    assert spill.spill_room(str(tmp_path), 2, used=2**20) == 2**20
+    assert spill.spill_room(str(tmp_path), 1, used=2**20) == 0
+    assert spill.spill_room(str(tmp_path), 0) == 0
+    with open_samples(samples, tmp_path, spill_mb=64) as data:
+        specs = data.specs()
+        list(data.chunks(specs, split=TRAIN))
+        kept = data._kept[TRAIN]
+        assert isinstance(kept, spill.SpilledChunks) and kept.nbytes > 0
+        assert data._spill_room() == 64 * 2**20 - kept.nbytes
+
+
 def test_memory_first_then_disk(samples: Path, tmp_path: Path) -> None:
     """Within ``cache_mb`` the chunks stay in memory and nothing is written."""
     with open_samples(samples, tmp_path, cache_mb=64) as data:
