@@ -66,6 +66,17 @@ def _write(out: BinaryIO, array: np.ndarray | None) -> _Stored | None:
     return _Stored(offset, array.dtype, array.shape)
 
 
+def _mapped(path: Path) -> mmap.mmap | bytes:
+    """The file mapped copy-on-write, its pages asked to be read ahead (b"" when empty: an
+    empty file cannot be mapped)."""
+    with open(path, "rb") as file:
+        if not os.fstat(file.fileno()).st_size:
+            return b""
+        mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_COPY)
+    mapped.madvise(mmap.MADV_WILLNEED)
+    return mapped
+
+
 class SpilledChunks:
     """Prepared chunks written, uncompressed, to a private temporary directory (mode 0700) as
     a pass yields them, one file each, and read back one at a time (memory bounded by the
@@ -112,11 +123,7 @@ class SpilledChunks:
         read it ahead: handing out a chunk costs no copy, and its pages are read while the
         one before is used."""
         for number, (read, stored) in enumerate(self._chunks):
-            with open(self._path(number), "rb") as file:
-                size = os.fstat(file.fileno()).st_size
-                mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_COPY) if size else b""
-            if size:
-                mapped.madvise(mmap.MADV_WILLNEED)
+            mapped = _mapped(self._path(number))
             arrays = {name: None if where is None else where.array(mapped)
                       for name, where in zip(ARRAYS, stored, strict=True)}
             yield Chunk(**arrays, read=read)
